@@ -1,0 +1,110 @@
+"""The single source of the preprocessing and dataset constants.
+
+They live in ``configuration.json`` (the repository's top-level file; the package holds
+a link to it) and are read from there; Python code never re-types them.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Tuple
+
+CONFIGURATION_FILE = Path(__file__).resolve().parent / 'configuration.json'
+
+INTERPOLATIONS = ('bicubic', )
+CHANNEL_ORDERS = ('BGR', 'RGB')
+
+
+@functools.lru_cache(maxsize=None)
+def _load_default_configuration() -> str:
+    return CONFIGURATION_FILE.read_text(encoding='utf-8')
+
+
+def default_configuration() -> dict:
+    """A fresh copy of the package's ``configuration.json`` as a dict."""
+    return json.loads(_load_default_configuration())
+
+
+def _size_pair(name: str, value: Any) -> Tuple[int, int]:
+    try:
+        height, width = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f'{name} must be a pair [height, width], got {value!r}') from None
+    if height <= 0 or width <= 0:
+        raise ValueError(f'{name} must be positive, got {value!r}')
+    return height, width
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How an image becomes the network's input tensor.
+
+    Sizes are ``(height, width)`` for a landscape image; portrait images use them
+    transposed and are rotated back to landscape after cropping.
+    """
+    resize_size: Tuple[int, int]
+    crop_size: Tuple[int, int]
+    interpolation: str
+    channel_order: str
+
+    def __post_init__(self):
+        object.__setattr__(self, 'resize_size',
+                           _size_pair('resize_size', self.resize_size))
+        object.__setattr__(self, 'crop_size',
+                           _size_pair('crop_size', self.crop_size))
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f'interpolation must be one of {INTERPOLATIONS}, '
+                             f'got {self.interpolation!r}')
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ValueError(f'channel_order must be one of {CHANNEL_ORDERS}, '
+                             f'got {self.channel_order!r}')
+        if (self.crop_size[0] > self.resize_size[0]
+                or self.crop_size[1] > self.resize_size[1]):
+            raise ValueError(f'crop_size {self.crop_size} must fit inside '
+                             f'resize_size {self.resize_size}')
+
+    @classmethod
+    def from_mapping(cls,
+                     overrides: Optional[Mapping[str, Any]] = None
+                     ) -> 'PreprocessConfig':
+        """The package defaults, with the non-None values of ``overrides`` on top."""
+        values = {
+            k: v
+            for k, v in default_configuration()['preprocessor'].items()
+            if k != 'type'
+        }
+        for key, value in (overrides or {}).items():
+            if key == 'type' or value is None:
+                continue
+            if key not in values:
+                raise ValueError(f'unknown preprocessor option {key!r}; '
+                                 f'known: {sorted(values)}')
+            values[key] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Column names of an IQA dataset and the factor that maps its MOS into [0, 1]."""
+    image_column: str
+    mos_column: str
+    mos_scale: float
+
+    @classmethod
+    def from_mapping(cls,
+                     overrides: Optional[Mapping[str, Any]] = None
+                     ) -> 'DatasetConfig':
+        """The package defaults, with the keys of ``overrides`` that we know on top.
+
+        ModelScope's dataset sections may carry keys for other consumers (``train``,
+        ``val``, ``name``...); those are left alone.
+        """
+        values = dict(default_configuration()['dataset'])
+        for key in values:
+            if overrides is not None and overrides.get(key) is not None:
+                values[key] = overrides[key]
+        values['mos_scale'] = float(values['mos_scale'])
+        return cls(**values)

@@ -1,0 +1,37 @@
+"""Exception types raised by modelscope_iqa.
+
+Every error names the offending input (file, checkpoint or hub id) in its message, so a
+caller scoring thousands of files can tell which one failed and why.
+"""
+
+
+class IqaError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InputError(IqaError, ValueError):
+    """An image input that cannot be scored (unreadable, unsupported, corrupt)."""
+
+
+class UnreadableImageError(InputError):
+    """A file or URL that does not exist, cannot be read, or does not decode as an image."""
+
+
+class UnsupportedArrayError(InputError):
+    """A numpy array whose shape or dtype has no documented meaning as an image."""
+
+
+class CheckpointError(IqaError):
+    """A weights file that is missing, not a state dict, or does not fit the network."""
+
+
+class ModelDirError(IqaError):
+    """A model directory that lacks a configuration.json or a weights file."""
+
+
+class HubUnreachableError(IqaError, ConnectionError):
+    """A hub model id was given but the ModelScope hub could not be reached."""
+
+
+class DatasetError(IqaError, ValueError):
+    """Evaluation or training data with missing columns or values."""

@@ -1,0 +1,62 @@
+"""The network: a ResNet-18 trunk without its classifier, and an MLP head that maps the
+pooled features to a MOS in [0, 1] (Wen & Wang, arXiv 2111.07104; CenseoQoE).
+
+Parameter names match the hub checkpoint of
+``damo/cv_resnet_image-quality-assessment-mos_youtubeUGC`` (``backbone.*``,
+``head.fc_out.*``), so its ``pytorch_model.pt`` loads without any key remapping.
+"""
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, ResNet
+
+FEATURE_DIMS = 512
+HIDDEN_DIMS = 1024
+
+
+class ResNet18Trunk(ResNet):
+    """torchvision's ResNet-18 up to ``layer4``: no global pooling, no classifier."""
+
+    def __init__(self):
+        super().__init__(BasicBlock, [2, 2, 2, 2])
+        del self.avgpool, self.fc
+        self.output_dims = FEATURE_DIMS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        return self.layer4(x)
+
+
+class MosHead(nn.Module):
+    """Global average pooling, then Linear-ReLU-Linear to one logit per image."""
+
+    def __init__(self, in_dims: int = FEATURE_DIMS, hidden_dims: int = HIDDEN_DIMS):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc_out = nn.Sequential(
+            nn.Linear(in_dims, hidden_dims), nn.ReLU(inplace=True),
+            nn.Linear(hidden_dims, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc_out(torch.flatten(self.pool(features), 1))
+
+
+class IqaMosNet(nn.Module):
+    """Image batch (N, 3, H, W), values in [0, 1] -> MOS (N, 1) in [0, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = ResNet18Trunk()
+        self.head = MosHead(self.backbone.output_dims)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features -> logit; ``forward`` applies the sigmoid."""
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.forward_head(self.forward_features(x)))

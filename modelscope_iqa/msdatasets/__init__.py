@@ -1,0 +1,1 @@
+from .iqa_mos_dataset import ImageQualityAssessmentMosDataset

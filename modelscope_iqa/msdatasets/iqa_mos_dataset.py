@@ -1,0 +1,69 @@
+"""The task dataset: rows with an image file and a MOS -> network input and scaled MOS."""
+import math
+from typing import Any, Dict, Mapping, Optional
+
+from modelscope.msdatasets.dataset_cls.custom_datasets import (
+    CUSTOM_DATASETS, TorchCustomDataset)
+from modelscope.utils.constant import ModeKeys
+
+from .._modelscope_index import list_in_modelscope_index
+from ..config import DatasetConfig
+from ..errors import DatasetError
+from ..metainfo import TASK, CustomDatasets
+from ..preprocessors import ImageQualityAssessmentMosPreprocessor
+
+__all__ = ['ImageQualityAssessmentMosDataset']
+
+
+@CUSTOM_DATASETS.register_module(TASK, module_name=CustomDatasets.iqa_mos)
+class ImageQualityAssessmentMosDataset(TorchCustomDataset):
+    """Wraps any indexable table of rows (a Hugging Face ``datasets.Dataset``, an
+    ``MsDataset``'s ``_hf_ds``, a list of dicts) with an image column (default
+    ``image:FILE``) and a MOS column (default ``mos``).
+
+    Items are ``{'input': (3, H, W) tensor, 'target': mos * mos_scale}``; the default
+    scale 0.2 maps a 1-5 MOS into [0.2, 1], as ModelScope's dataset for the card does.
+
+    Args:
+        dataset: the rows.
+        opt: the configuration's ``dataset`` section (column names, ``mos_scale``);
+            None takes the package defaults.
+        preprocessor: image -> network input; None builds the default one.
+        mode: ModelScope's mode key (train, eval, inference).
+    """
+
+    def __init__(self,
+                 dataset,
+                 opt: Optional[Mapping[str, Any]] = None,
+                 preprocessor: Optional[ImageQualityAssessmentMosPreprocessor] = None,
+                 mode: str = ModeKeys.EVAL,
+                 **kwargs):
+        self.dataset = dataset
+        self.config = DatasetConfig.from_mapping(opt)
+        self.preprocessor = preprocessor or ImageQualityAssessmentMosPreprocessor()
+        self.mode = mode
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        row = self.dataset[index]
+        image_column, mos_column = self.config.image_column, self.config.mos_column
+        try:
+            image, raw_mos = row[image_column], row[mos_column]
+        except KeyError as exc:
+            raise DatasetError(f'row {index}: missing column {exc}; '
+                               f'expected {image_column!r} and {mos_column!r}') from None
+        try:
+            mos = float(raw_mos)
+        except (TypeError, ValueError):
+            mos = math.nan
+        if not math.isfinite(mos):
+            raise DatasetError(f'row {index} ({image!r}): MOS {raw_mos!r} is not a number')
+        return {
+            'input': self.preprocessor(image)['input'].squeeze(0),
+            'target': mos * self.config.mos_scale,
+        }
+
+
+list_in_modelscope_index(CUSTOM_DATASETS, TASK, CustomDatasets.iqa_mos, __name__)

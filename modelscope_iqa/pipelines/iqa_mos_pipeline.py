@@ -1,0 +1,74 @@
+"""The ModelScope pipeline: image(s) -> ``{OutputKeys.SCORE: float}``."""
+import os
+from typing import Any, Dict, Optional, Union
+
+import torch
+from modelscope.outputs import OutputKeys
+from modelscope.pipelines.base import Pipeline
+from modelscope.pipelines.builder import PIPELINES
+from modelscope.utils.config import Config
+
+from .._modelscope_index import list_in_modelscope_index
+from ..hub import CONFIGURATION_FILE, resolve_model_dir
+from ..metainfo import TASK, Pipelines, Preprocessors
+from ..models import ImageQualityAssessmentMosModel
+from ..preprocessors import ImageQualityAssessmentMosPreprocessor
+
+__all__ = ['ImageQualityAssessmentMosPipeline', 'load_model']
+
+
+def load_model(model: str) -> ImageQualityAssessmentMosModel:
+    """Our model from a model directory or hub id.
+
+    Also takes an official hub folder as downloaded, whose configuration names
+    ModelScope's built-in classes: its weights load into our network all the same.
+    """
+    model_dir = resolve_model_dir(model)
+    loaded = ImageQualityAssessmentMosModel(model_dir)
+    loaded.cfg = Config.from_file(os.path.join(model_dir, CONFIGURATION_FILE))
+    return loaded
+
+
+def preprocessor_for(model_dir: str) -> ImageQualityAssessmentMosPreprocessor:
+    """Our preprocessor with the options of ``model_dir``'s configuration, when that
+    configuration names our preprocessor; the package defaults otherwise."""
+    section = dict(Config.from_file(
+        os.path.join(model_dir, CONFIGURATION_FILE)).safe_get('preprocessor', {}))
+    if section.pop('type', None) != Preprocessors.iqa_mos:
+        section = {}
+    return ImageQualityAssessmentMosPreprocessor(**section)
+
+
+@PIPELINES.register_module(TASK, module_name=Pipelines.iqa_mos)
+class ImageQualityAssessmentMosPipeline(Pipeline):
+    """Scores images with :class:`ImageQualityAssessmentMosModel`.
+
+    ``pipeline(Tasks.image_quality_assessment_mos, model=DIR)`` builds it when DIR's
+    configuration names it. Call it with one image (path, URL, PIL image, BGR array) for
+    ``{OutputKeys.SCORE: float}``, or with a list for a list of such dicts;
+    ``batch_size=N`` runs N images per network forward (portrait and landscape mix
+    freely: every tensor is landscape after preprocessing).
+    """
+
+    def __init__(self,
+                 model: Union[ImageQualityAssessmentMosModel, str],
+                 preprocessor: Optional[ImageQualityAssessmentMosPreprocessor] = None,
+                 **kwargs):
+        if isinstance(model, str):
+            model = load_model(model)
+        if preprocessor is None:
+            preprocessor = preprocessor_for(model.model_dir)
+        super().__init__(model=model, preprocessor=preprocessor, **kwargs)
+
+    def preprocess(self, input: Any, **preprocess_params) -> Dict[str, Any]:
+        return self.preprocessor(input)
+
+    @torch.inference_mode()
+    def forward(self, input: Dict[str, Any], **forward_params) -> Dict[str, Any]:
+        return {'output': self.model(input=input['input'])['output']}
+
+    def postprocess(self, inputs: Dict[str, Any], **post_params) -> Dict[str, Any]:
+        return {OutputKeys.SCORE: float(inputs['output'].reshape(-1)[0])}
+
+
+list_in_modelscope_index(PIPELINES, TASK, Pipelines.iqa_mos, __name__)

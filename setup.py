@@ -1,0 +1,49 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+
+
+def read_version() -> str:
+    for line in (HERE / 'modelscope_iqa' / '__init__.py').read_text().splitlines():
+        if line.startswith('__version__'):
+            return line.split('=')[1].strip().strip("'\"")
+    raise RuntimeError('__version__ not found')
+
+
+# ModelScope's trainer, pipeline and dataset modules import these at run time although
+# ModelScope lists them only under its (very large) `cv` extra.
+MODELSCOPE_RUNTIME = [
+    'modelscope>=1.40.2,<1.41',
+    'addict',
+    'simplejson>=3.3.0',
+    'sortedcontainers>=1.5.9',
+    'PyYAML>=5.4',
+    'python-dateutil>=2.1',
+    # ModelScope 1.40's cv extra pins datasets<=4.8.4; datasets 5 needs a
+    # huggingface-hub that other ModelScope users' transformers cannot take.
+    'datasets>=4.0.0,<=4.8.4',
+]
+
+setup(
+    name='modelscope-iqa',
+    version=read_version(),
+    description='No-reference image quality assessment (MOS) for user-generated '
+    'photos and videos, as a ModelScope plugin',
+    long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.9',
+    packages=find_packages(include=['modelscope_iqa', 'modelscope_iqa.*']),
+    package_data={'modelscope_iqa': ['configuration.json']},
+    install_requires=MODELSCOPE_RUNTIME + [
+        'torch>=2.1',
+        'torchvision>=0.16',
+        'numpy>=1.24',
+        'scipy>=1.10',
+        'Pillow>=10.0',
+        'opencv-python-headless>=4.8',
+    ],
+    extras_require={'test': ['pytest>=7']},
+)

@@ -1,0 +1,42 @@
+"""The README's two card snippets run as written, on local files."""
+import csv
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / 'README.md'
+
+
+def _python_blocks():
+    return re.findall(r'```python\n(.*?)```', README.read_text(encoding='utf-8'), re.S)
+
+
+@pytest.fixture
+def workspace(tmp_path, our_model_dir, image_files, monkeypatch):
+    model_dir = tmp_path / 'path' / 'to' / 'model_dir'
+    shutil.copytree(our_model_dir, model_dir)
+    for name, source in zip(('photo.jpg', 'a.jpg', 'b.png', 'c.webp'), image_files):
+        shutil.copy(source, tmp_path / name)
+    with open(tmp_path / 'val.csv', 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image:FILE', 'mos'])
+        for i, source in enumerate(image_files[:4]):
+            writer.writerow([source, 1.5 + i])
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_scoring_snippet_runs(workspace, capsys):
+    exec(compile(_python_blocks()[0], 'README-scoring', 'exec'), {})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert 0.0 <= float(lines[0]) <= 1.0
+    assert lines[1].startswith("[{'score': ")
+
+
+def test_evaluation_snippet_runs(workspace, capsys):
+    exec(compile(_python_blocks()[1], 'README-evaluation', 'exec'), {})
+    output = capsys.readouterr().out
+    for key in ('plcc', 'srcc', 'krcc', 'rmse'):
+        assert f"'{key}'" in output

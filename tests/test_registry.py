@@ -1,0 +1,118 @@
+"""Registration in ModelScope: names, import side effects, the model-loading path."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from modelscope.metainfo import CustomDatasets as MsCustomDatasets
+from modelscope.metainfo import Metrics as MsMetrics
+from modelscope.metainfo import Models as MsModels
+from modelscope.metainfo import Pipelines as MsPipelines
+from modelscope.metainfo import Preprocessors as MsPreprocessors
+from modelscope.metrics.builder import METRICS
+from modelscope.models.builder import MODELS
+from modelscope.msdatasets.dataset_cls.custom_datasets import CUSTOM_DATASETS
+from modelscope.pipelines.builder import PIPELINES
+from modelscope.preprocessors.builder import PREPROCESSORS
+from modelscope.utils.registry import default_group
+
+import modelscope_iqa
+from modelscope_iqa import metainfo
+from modelscope_iqa.config import CONFIGURATION_FILE
+
+
+def _names(cls):
+    return {v for k, v in vars(cls).items() if not k.startswith('_') and isinstance(v, str)}
+
+
+MODELSCOPE_NAMES = set().union(*(_names(c) for c in (
+    MsModels, MsPipelines, MsPreprocessors, MsMetrics, MsCustomDatasets)))
+
+OUR_REGISTRATIONS = [
+    (MODELS, metainfo.TASK, metainfo.Models.iqa_mos_resnet18,
+     modelscope_iqa.models.ImageQualityAssessmentMosModel),
+    (PIPELINES, metainfo.TASK, metainfo.Pipelines.iqa_mos,
+     modelscope_iqa.pipelines.ImageQualityAssessmentMosPipeline),
+    (PREPROCESSORS, metainfo.PREPROCESSOR_FIELD, metainfo.Preprocessors.iqa_mos,
+     modelscope_iqa.preprocessors.ImageQualityAssessmentMosPreprocessor),
+    (METRICS, default_group, metainfo.Metrics.iqa_mos,
+     modelscope_iqa.metrics.ImageQualityAssessmentMosMetric),
+    (CUSTOM_DATASETS, metainfo.TASK, metainfo.CustomDatasets.iqa_mos,
+     modelscope_iqa.ImageQualityAssessmentMosDataset),
+]
+
+
+def test_our_names_collide_with_no_modelscope_name():
+    ours = set().union(*(_names(c) for c in (
+        metainfo.Models, metainfo.Pipelines, metainfo.Preprocessors, metainfo.Metrics)))
+    assert ours and not ours & MODELSCOPE_NAMES
+
+
+@pytest.mark.parametrize('registry,group,name,cls', OUR_REGISTRATIONS,
+                         ids=lambda v: getattr(v, 'name', None))
+def test_registered_and_builtin_class_both_present(registry, group, name, cls):
+    assert registry.get(name, group_key=group) is cls
+    # ModelScope's own class for the task is still registered under its own name.
+    builtin = {
+        'models': MsModels.image_quality_assessment_mos,
+        'pipelines': MsPipelines.image_quality_assessment_mos,
+        'preprocessors': MsPreprocessors.image_quality_assessment_mos_preprocessor,
+        'metrics': MsMetrics.image_quality_assessment_mos_metric,
+        'custom_datasets': MsModels.image_quality_assessment_mos,
+    }[registry.name]
+    assert builtin != name
+
+
+def test_configuration_names_our_registered_classes():
+    config = json.loads(CONFIGURATION_FILE.read_text())
+    assert config['task'] == metainfo.TASK
+    assert config['model']['type'] == metainfo.Models.iqa_mos_resnet18
+    assert config['pipeline']['type'] == metainfo.Pipelines.iqa_mos
+    assert config['preprocessor']['type'] == metainfo.Preprocessors.iqa_mos
+    assert config['evaluation']['metrics'] == [metainfo.Metrics.iqa_mos]
+    for section in ('train', 'evaluation', 'dataset'):
+        assert section in config
+    # Deliberately absent: with `plugins`, ModelScope refuses to load without
+    # trust_remote_code=True and runs `pip wheel` on every load (see README).
+    assert 'plugins' not in config
+
+
+def test_package_configuration_is_the_top_level_file():
+    top_level = os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                             'configuration.json')
+    assert os.path.samefile(CONFIGURATION_FILE, top_level)
+
+
+def test_import_prints_nothing_and_opens_no_socket():
+    script = textwrap.dedent('''
+        import socket
+        attempts = []
+        def refuse(self, address, *args, **kwargs):
+            attempts.append(address)
+            raise OSError('network use during import')
+        socket.socket.connect = refuse
+        socket.socket.connect_ex = refuse
+        socket.create_connection = lambda address, *a, **k: refuse(None, address)
+        import modelscope_iqa
+        assert not attempts, attempts
+    ''')
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ''
+    assert result.stderr == ''
+
+
+def test_model_loads_through_modelscope_without_transformers_detour(
+        our_model_dir, monkeypatch):
+    import modelscope.models.base.base_model as base_model
+    from modelscope.models import Model
+
+    def detour(*args, **kwargs):
+        raise AssertionError('took the transformers AutoModel path')
+
+    monkeypatch.setattr(base_model, 'try_to_load_hf_model', detour)
+    model = Model.from_pretrained(str(our_model_dir))
+    assert isinstance(model, modelscope_iqa.models.ImageQualityAssessmentMosModel)
