@@ -36,7 +36,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(include=['modelscope_iqa', 'modelscope_iqa.*']),
-    package_data={'modelscope_iqa': ['configuration.json']},
+    package_data={'modelscope_iqa': ['default_model/*']},
     install_requires=MODELSCOPE_RUNTIME + [
         'torch>=2.1',
         'torchvision>=0.16',
@@ -44,6 +44,13 @@ setup(
         'scipy>=1.10',
         'Pillow>=10.0',
         'opencv-python-headless>=4.8',
+        'matplotlib>=3.5',
+        'tqdm',
     ],
-    extras_require={'test': ['pytest>=7']},
+    entry_points={'console_scripts': ['modelscope-iqa = modelscope_iqa.cli.main:main']},
+    extras_require={
+        'test': ['pytest>=7'],
+        # scripts/build_default_model.py: the BRISQUE baseline of its report
+        'train': ['brisque==0.2.0', 'scikit-image'],
+    },
 )

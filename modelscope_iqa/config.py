@@ -1,7 +1,8 @@
 """The single source of the preprocessing and dataset constants.
 
-They live in ``configuration.json`` (the repository's top-level file; the package holds
-a link to it) and are read from there; Python code never re-types them.
+They live in ``configuration.json`` (the repository's top-level file; the package's
+default model folder holds a link to it) and are read from there; Python code never
+re-types them.
 """
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 
-CONFIGURATION_FILE = Path(__file__).resolve().parent / 'configuration.json'
+# The embedded default model's folder; its configuration.json links to the
+# repository's top-level one, so there is a single copy.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / 'default_model'
+CONFIGURATION_FILE = DEFAULT_MODEL_DIR / 'configuration.json'
 
 INTERPOLATIONS = ('bicubic', )
 CHANNEL_ORDERS = ('BGR', 'RGB')
@@ -88,10 +92,12 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """Column names of an IQA dataset and the factor that maps its MOS into [0, 1]."""
+    """Column names of an IQA dataset, the factor that maps its MOS into [0, 1], and the
+    (landscape) size of the random crops taken in training mode."""
     image_column: str
     mos_column: str
     mos_scale: float
+    train_crop_size: Tuple[int, int]
 
     @classmethod
     def from_mapping(cls,
@@ -107,4 +113,5 @@ class DatasetConfig:
             if overrides is not None and overrides.get(key) is not None:
                 values[key] = overrides[key]
         values['mos_scale'] = float(values['mos_scale'])
+        values['train_crop_size'] = _size_pair('train_crop_size', values['train_crop_size'])
         return cls(**values)

@@ -83,3 +83,45 @@ def resolve_model_dir(model: str, revision: Optional[str] = None) -> str:
         raise ModelDirError(
             f'{model!r}: not a model directory, nor a hub id of the form owner/name')
     return download_model(model, revision=revision)
+
+
+MODEL_FOLDER_FILES = (CONFIGURATION_FILE, 'pytorch_model.pt', 'README.md')
+
+
+def export_model_folder(out_dir: str, model_dir: Optional[str] = None) -> str:
+    """Write a ready-to-push model folder: configuration.json, pytorch_model.pt and the
+    model card README.md of ``model_dir`` (the embedded default model if None), as real
+    files. The folder is validated by loading it through ModelScope's ``pipeline()``
+    and scoring a generated image; only then is its path returned.
+
+    Pushing needs the network and a token::
+
+        from modelscope.hub.api import HubApi
+        api = HubApi()
+        api.login('YOUR_SDK_TOKEN')
+        api.push_model(model_id='your-namespace/your-model', model_dir=out_dir)
+
+    The configuration has no ``plugins`` entry (see README): users of the pushed
+    model run ``pip install modelscope-iqa`` and ``import modelscope_iqa`` first.
+    """
+    import shutil
+
+    import numpy as np
+    from modelscope.outputs import OutputKeys
+    from modelscope.pipelines import pipeline
+
+    from .config import DEFAULT_MODEL_DIR
+    source = str(DEFAULT_MODEL_DIR) if model_dir is None else model_dir
+    for name in MODEL_FOLDER_FILES:
+        if not os.path.isfile(os.path.join(source, name)):
+            raise ModelDirError(f'{source!r}: no {name} to export')
+    os.makedirs(out_dir, exist_ok=True)
+    for name in MODEL_FOLDER_FILES:
+        shutil.copyfile(os.path.join(source, name), os.path.join(out_dir, name))
+    config = read_model_config(out_dir)
+    scorer = pipeline(config['task'], model=out_dir)
+    probe = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    score = scorer(probe)[OutputKeys.SCORE]
+    if not 0.0 <= score <= 1.0:
+        raise ModelDirError(f'{out_dir!r}: exported model scored {score}, outside [0, 1]')
+    return out_dir

@@ -27,6 +27,10 @@ class Metrics:
     iqa_mos = 'modelscope-iqa-mos-metric'
 
 
+class Trainers:
+    iqa_mos = 'modelscope-iqa-trainer'
+
+
 class CustomDatasets:
     # ModelScope's trainer looks a task dataset up by the *model* type of the
     # configuration, so the dataset must be registered under the model's name.

@@ -1,4 +1,5 @@
-"""A built wheel carries configuration.json as a real file, equal to the top-level one."""
+"""A built wheel carries the default model folder as real files, equal to the
+repository's top-level configuration.json and pytorch_model.pt."""
 import shutil
 import subprocess
 import sys
@@ -22,5 +23,8 @@ def test_wheel_contains_the_configuration(tmp_path):
     assert result.returncode == 0, result.stderr
     wheel, = (tmp_path / 'dist').glob('modelscope_iqa-*.whl')
     with zipfile.ZipFile(wheel) as archive:
-        packaged = archive.read('modelscope_iqa/configuration.json')
+        packaged = archive.read('modelscope_iqa/default_model/configuration.json')
+        weights = archive.read('modelscope_iqa/default_model/pytorch_model.pt')
     assert packaged == (REPO / 'configuration.json').read_bytes()
+    assert weights == (REPO / 'pytorch_model.pt').read_bytes()
+    assert len(weights) < 30 * 2**20

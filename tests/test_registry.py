@@ -83,6 +83,8 @@ def test_package_configuration_is_the_top_level_file():
     top_level = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                              'configuration.json')
     assert os.path.samefile(CONFIGURATION_FILE, top_level)
+    assert os.path.samefile(os.path.join(modelscope_iqa.DEFAULT_MODEL_DIR, 'configuration.json'),
+                            top_level)
 
 
 def test_import_prints_nothing_and_opens_no_socket():

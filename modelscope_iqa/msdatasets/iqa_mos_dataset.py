@@ -1,7 +1,10 @@
 """The task dataset: rows with an image file and a MOS -> network input and scaled MOS."""
 import math
+import os
 from typing import Any, Dict, Mapping, Optional
 
+import numpy as np
+import torch
 from modelscope.msdatasets.dataset_cls.custom_datasets import (
     CUSTOM_DATASETS, TorchCustomDataset)
 from modelscope.utils.constant import ModeKeys
@@ -10,7 +13,8 @@ from .._modelscope_index import list_in_modelscope_index
 from ..config import DatasetConfig
 from ..errors import DatasetError
 from ..metainfo import TASK, CustomDatasets
-from ..preprocessors import ImageQualityAssessmentMosPreprocessor
+from ..preprocessors import (ImageQualityAssessmentMosPreprocessor, load_rgb,
+                             to_random_training_input)
 
 __all__ = ['ImageQualityAssessmentMosDataset']
 
@@ -23,6 +27,9 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
 
     Items are ``{'input': (3, H, W) tensor, 'target': mos * mos_scale}``; the default
     scale 0.2 maps a 1-5 MOS into [0.2, 1], as ModelScope's dataset for the card does.
+    In evaluation and inference modes the input is the preprocessor's centre crop; in
+    training mode it is a random ``train_crop_size`` crop of the same resized image,
+    mirrored half of the time (the CenseoQoE recipe).
 
     Args:
         dataset: the rows.
@@ -42,6 +49,17 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
         self.config = DatasetConfig.from_mapping(opt)
         self.preprocessor = preprocessor or ImageQualityAssessmentMosPreprocessor()
         self.mode = mode
+        self._rng = None
+        self._rng_pid = None
+
+    def _training_rng(self) -> np.random.Generator:
+        # One generator per process: DataLoader workers are forked with distinct torch
+        # seeds (ModelScope seeds them from the trainer's seed), so crops are
+        # reproducible and differ between workers and epochs.
+        if self._rng_pid != os.getpid():
+            self._rng = np.random.default_rng(torch.initial_seed() % 2**63)
+            self._rng_pid = os.getpid()
+        return self._rng
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -60,10 +78,13 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
             mos = math.nan
         if not math.isfinite(mos):
             raise DatasetError(f'row {index} ({image!r}): MOS {raw_mos!r} is not a number')
-        return {
-            'input': self.preprocessor(image)['input'].squeeze(0),
-            'target': mos * self.config.mos_scale,
-        }
+        if self.mode == ModeKeys.TRAIN:
+            network_input = to_random_training_input(
+                load_rgb(image), self.preprocessor.config, self.config.train_crop_size,
+                self._training_rng())
+        else:
+            network_input = self.preprocessor(image)['input'].squeeze(0)
+        return {'input': network_input, 'target': mos * self.config.mos_scale}
 
 
 list_in_modelscope_index(CUSTOM_DATASETS, TASK, CustomDatasets.iqa_mos, __name__)

@@ -27,23 +27,56 @@ def cover_size(height: int, width: int, target_height: int,
     return int(math.ceil(scale * height)), int(math.ceil(scale * width))
 
 
-def to_network_input(rgb: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
-    """RGB uint8 (H, W, 3) -> float32 tensor (3, crop_h, crop_w) in [0, 1].
-
-    A fourth channel (alpha) is resized with the others and dropped after the crop.
-    """
+def cover_resize(rgb: np.ndarray, config: PreprocessConfig) -> Tuple[np.ndarray, bool]:
+    """Steps 1-2: the resized image and whether it is portrait."""
     height, width = rgb.shape[:2]
-    (resize_h, resize_w), (crop_h, crop_w) = config.resize_size, config.crop_size
+    resize_h, resize_w = config.resize_size
     portrait = (width - height) * (resize_w - resize_h) < 0
     if portrait:
-        resize_h, resize_w, crop_h, crop_w = resize_w, resize_h, crop_w, crop_h
+        resize_h, resize_w = resize_w, resize_h
     out_h, out_w = cover_size(height, width, resize_h, resize_w)
     resized = cv2.resize(rgb, (out_w, out_h),
                          interpolation=CV2_INTERPOLATION[config.interpolation])
-    top, left = (out_h - crop_h) // 2, (out_w - crop_w) // 2
-    crop = resized[top:top + crop_h, left:left + crop_w]
+    return resized, portrait
+
+
+def oriented_crop_size(config: PreprocessConfig, portrait: bool) -> Tuple[int, int]:
+    crop_h, crop_w = config.crop_size
+    return (crop_w, crop_h) if portrait else (crop_h, crop_w)
+
+
+def crop_to_tensor(crop: np.ndarray, portrait: bool, config: PreprocessConfig,
+                   flip: bool = False) -> torch.Tensor:
+    """Steps 4-5 on an already cut crop; ``flip`` mirrors it left-right (training)."""
     if portrait:
         crop = np.rot90(crop)
+    if flip:
+        crop = crop[:, ::-1]
     crop = crop[:, :, 2::-1] if config.channel_order == 'BGR' else crop[:, :, :3]
     chw = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)
     return chw.float().div_(255.0)
+
+
+def to_network_input(rgb: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> float32 tensor (3, crop_h, crop_w) in [0, 1], centre crop.
+
+    A fourth channel (alpha) is resized with the others and dropped after the crop.
+    """
+    resized, portrait = cover_resize(rgb, config)
+    crop_h, crop_w = oriented_crop_size(config, portrait)
+    top, left = (resized.shape[0] - crop_h) // 2, (resized.shape[1] - crop_w) // 2
+    return crop_to_tensor(resized[top:top + crop_h, left:left + crop_w], portrait, config)
+
+
+def to_random_training_input(rgb: np.ndarray, config: PreprocessConfig,
+                             crop_size: Tuple[int, int],
+                             rng: np.random.Generator) -> torch.Tensor:
+    """The training view: a random ``crop_size`` (landscape) window of the resized image,
+    mirrored with probability 1/2. ``crop_size`` may be smaller than the evaluation
+    crop: small patches make a CPU training budget go much further."""
+    resized, portrait = cover_resize(rgb, config)
+    crop_h, crop_w = (crop_size[1], crop_size[0]) if portrait else crop_size
+    top = int(rng.integers(0, resized.shape[0] - crop_h + 1))
+    left = int(rng.integers(0, resized.shape[1] - crop_w + 1))
+    return crop_to_tensor(resized[top:top + crop_h, left:left + crop_w], portrait, config,
+                          flip=bool(rng.integers(0, 2)))

@@ -1,0 +1,1 @@
+"""The ``modelscope-iqa`` command line (see :mod:`.main`)."""

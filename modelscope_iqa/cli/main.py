@@ -1,0 +1,203 @@
+"""``modelscope-iqa``: score folders of images and videos, evaluate on labelled data."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+from typing import List, Optional
+
+LOG = logging.getLogger('modelscope_iqa.cli')
+
+EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
+SCORE_FIELDS = ['path', 'score', 'error', 'frames']
+PER_FRAME_FIELDS = SCORE_FIELDS + ['frame']
+
+
+def _default_model() -> str:
+    from .. import DEFAULT_MODEL_DIR
+    return DEFAULT_MODEL_DIR
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f'must be a positive number, got {text}')
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='modelscope-iqa',
+        description='No-reference image quality (MOS in [0, 1], higher is better) for '
+        'images and videos, with ModelScope.')
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('-v', '--verbose', action='store_true', help='log progress details')
+    commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    score = commands.add_parser(
+        'score', help='score images and videos', parents=[common],
+        description='Score image and video files. PATH may be a file, a folder (searched '
+        'recursively for image and video files) or a glob. Writes one row per input '
+        '(path, score, error, frames) as each completes; a file that cannot be read gets '
+        'an empty score and an error. Exit status 1 if any input failed.')
+    score.add_argument('paths', nargs='+', metavar='PATH')
+    score.add_argument('--model', default=None,
+                       help='model folder (ours or an official hub download) or hub id '
+                       '(needs the network); default: the embedded default model')
+    score.add_argument('--output', '-o', default=None,
+                       help='result file: .csv, or .jsonl/.ndjson for JSON Lines '
+                       '(default: CSV on stdout)')
+    score.add_argument('--resume', action='store_true',
+                       help='skip inputs that already have a row in --output and append')
+    score.add_argument('--batch-size', type=_positive_int, default=4,
+                       help='images per network forward (default 4)')
+    score.add_argument('--workers', type=_non_negative_int,
+                       default=min(4, max(1, (os.cpu_count() or 2) - 1)),
+                       help='decoding/preprocessing processes (0: in the main process)')
+    score.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
+    frames = score.add_mutually_exclusive_group()
+    frames.add_argument('--frames', type=_positive_int, default=None,
+                        help='frames sampled uniformly per video (default 8)')
+    frames.add_argument('--fps', type=_positive_float, default=None,
+                        help='frames sampled per second of video')
+    score.add_argument('--per-frame', action='store_true',
+                       help="also write one row per scored video frame (column 'frame')")
+    score.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    score.set_defaults(func=run_score)
+
+    evaluate = commands.add_parser(
+        'evaluate', help='evaluate against labelled MOS', parents=[common],
+        description="Evaluate on a CSV with columns 'image:FILE' (paths relative to the "
+        "CSV) and 'mos', or a folder holding one such CSV. Prints PLCC, SRCC, KRCC and "
+        'RMSE as JSON; the same evaluation as build_trainer(...).evaluate().')
+    evaluate.add_argument('--data', required=True, help='CSV file, or folder with one CSV')
+    evaluate.add_argument('--model', default=None,
+                          help='model folder or hub id; default: the embedded default model')
+    evaluate.add_argument('--report', default=None, metavar='DIR',
+                          help='write metrics.json, predictions.csv and scatter.png here')
+    evaluate.add_argument('--batch-size', type=_positive_int, default=4)
+    evaluate.add_argument('--workers', type=_non_negative_int, default=0)
+    evaluate.add_argument('--device', default='cpu')
+    evaluate.set_defaults(func=run_evaluate)
+    return parser
+
+
+def _device(name: str):
+    import torch
+    device = torch.device(name.replace('gpu', 'cuda'))
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(f'modelscope-iqa: error: --device {name}: CUDA is not available')
+    return device
+
+
+def run_score(args) -> int:
+    from ..pipelines import load_model, preprocessor_for
+    from .inputs import expand_inputs
+    from .results import ResultWriter, completed_inputs, read_rows
+    from .scoring import ScoringInputs, score_files
+
+    device = _device(args.device)
+    if args.resume and args.output is None:
+        raise SystemExit('modelscope-iqa: error: --resume needs --output')
+    model = load_model(args.model or _default_model()).to(device).eval()
+    preprocess = preprocessor_for(model.model_dir).config
+    paths = expand_inputs(args.paths)
+    if args.resume:
+        done = completed_inputs(read_rows(args.output))
+        paths = [p for p in paths if p not in done]
+        LOG.info('resume: %d inputs already in %s', len(done), args.output)
+    writer = ResultWriter(args.output, PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS,
+                          append=args.resume)
+    failures = 0
+    from tqdm import tqdm
+    progress = tqdm(total=len(paths), unit='file', disable=args.quiet or not sys.stderr.isatty(),
+                    file=sys.stderr)
+
+    def on_done(item, scores: List[float]) -> None:
+        nonlocal failures
+        if item['error'] is not None:
+            failures += 1
+            writer.write({'path': item['path'], 'error': item['error']})
+        else:
+            if args.per_frame and item['frames']:
+                for frame, score in zip(item['frames'], scores):
+                    writer.write({'path': item['path'], 'score': score, 'frame': frame})
+            writer.write({'path': item['path'], 'score': sum(scores) / len(scores),
+                          'frames': len(item['frames']) or None})
+        progress.update(1)
+
+    try:
+        score_files(model, ScoringInputs(paths, preprocess, args.frames, args.fps),
+                    args.batch_size, args.workers, device, on_done)
+    finally:
+        progress.close()
+        writer.close()
+    return EXIT_INPUT_FAILED if failures else EXIT_OK
+
+
+def _our_model_dir(model_dir: str, scratch: str) -> str:
+    """``model_dir`` itself when its configuration names our model; otherwise (an
+    official hub folder) a scratch folder with our configuration and its weights."""
+    from ..config import CONFIGURATION_FILE
+    from ..hub import read_model_config
+    from ..metainfo import Models
+    if read_model_config(model_dir).get('model', {}).get('type') == Models.iqa_mos_resnet18:
+        return model_dir
+    shutil.copy(CONFIGURATION_FILE, os.path.join(scratch, 'configuration.json'))
+    os.symlink(os.path.abspath(os.path.join(model_dir, 'pytorch_model.pt')),
+               os.path.join(scratch, 'pytorch_model.pt'))
+    return scratch
+
+
+def run_evaluate(args) -> int:
+    from ..config import DatasetConfig
+    from ..hub import read_model_config, resolve_model_dir
+    from .evaluate import load_labels, run_evaluation, write_report
+
+    model_dir = resolve_model_dir(args.model or _default_model())
+    _device(args.device)
+    with tempfile.TemporaryDirectory() as scratch:
+        our_dir = _our_model_dir(model_dir, scratch)
+        dataset_config = DatasetConfig.from_mapping(read_model_config(our_dir).get('dataset'))
+        rows, _ = load_labels(args.data, dataset_config)
+        metrics, preds, _ = run_evaluation(our_dir, rows, args.batch_size, args.workers,
+                                           args.device)
+    print(json.dumps(metrics))
+    if args.report:
+        write_report(args.report, metrics, rows, dataset_config, preds)
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format='%(levelname)s %(name)s: %(message)s', stream=sys.stderr)
+    from .. import errors
+    try:
+        return args.func(args)
+    except errors.IqaError as exc:
+        print(f'modelscope-iqa: error: {exc}', file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Scoring many files: decoding and preprocessing in DataLoader workers, overlapped with
+batched network forwards in the main process; rows are written in input order as soon
+as each file is done."""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Dict, List, Optional
+
+import torch
+
+from ..config import PreprocessConfig
+from ..errors import IqaError
+from ..preprocessors import load_rgb, to_network_input
+from .inputs import is_video
+from .video import sample_frames
+
+LOG = logging.getLogger(__name__)
+
+
+class ScoringInputs(torch.utils.data.Dataset):
+    """File path -> ``{'path', 'tensors' (K, 3, H, W) or None, 'frames', 'error'}``;
+    an image gives one tensor, a video one per sampled frame."""
+
+    def __init__(self, paths: List[str], preprocess: PreprocessConfig,
+                 frames: Optional[int] = None, fps: Optional[float] = None):
+        self.paths = paths
+        self.preprocess = preprocess
+        self.frames = frames
+        self.fps = fps
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        path = self.paths[index]
+        try:
+            if is_video(path):
+                sampled = list(sample_frames(path, self.frames, self.fps))
+                tensors = torch.stack(
+                    [to_network_input(load_rgb(frame), self.preprocess) for _, frame in sampled])
+                frame_numbers = [number for number, _ in sampled]
+            else:
+                tensors = to_network_input(load_rgb(path), self.preprocess).unsqueeze(0)
+                frame_numbers = []
+            return {'path': path, 'tensors': tensors, 'frames': frame_numbers, 'error': None}
+        except IqaError as exc:
+            return {'path': path, 'tensors': None, 'frames': [], 'error': str(exc)}
+        except Exception as exc:  # a decoder bug must not end a 10,000-file run
+            LOG.warning('unexpected error on %r', path, exc_info=True)
+            return {'path': path, 'tensors': None, 'frames': [],
+                    'error': f'{path!r}: {type(exc).__name__}: {exc}'}
+
+
+def _pass_through(item):
+    return item
+
+
+@dataclass
+class _Pending:
+    item: Dict[str, object]
+    scores: List[float] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        tensors = self.item['tensors']
+        return tensors is None or len(self.scores) == len(tensors)
+
+
+def score_files(model: torch.nn.Module, dataset: ScoringInputs, batch_size: int,
+                workers: int, device: torch.device,
+                on_done: Callable[[Dict[str, object], List[float]], None]) -> None:
+    """Score every file of ``dataset``; ``on_done(item, frame_scores)`` is called once
+    per file, in input order (``frame_scores`` is empty for a failed file)."""
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=workers, collate_fn=_pass_through,
+        prefetch_factor=4 if workers else None, persistent_workers=False)
+    pending: Deque[_Pending] = deque()
+    queued: List[torch.Tensor] = []
+    owners: List[_Pending] = []
+
+    def forward() -> None:
+        batch = torch.cat(queued).to(device, non_blocking=True)
+        with torch.inference_mode():
+            scores = model(input=batch)['output'].float().flatten().cpu().tolist()
+        for owner, score in zip(owners, scores):
+            owner.scores.append(score)
+        queued.clear()
+        owners.clear()
+
+    def flush_done() -> None:
+        while pending and pending[0].done:
+            finished = pending.popleft()
+            on_done(finished.item, finished.scores)
+
+    for item in loader:
+        entry = _Pending(item)
+        pending.append(entry)
+        tensors = item['tensors']
+        if tensors is not None:
+            for frame in tensors:
+                queued.append(frame.unsqueeze(0))
+                owners.append(entry)
+                if len(queued) >= batch_size:
+                    forward()
+        flush_done()
+    if queued:
+        forward()
+    flush_done()

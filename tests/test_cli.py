@@ -1,0 +1,173 @@
+"""`modelscope-iqa` driven as a user would, in a subprocess."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from modelscope.outputs import OutputKeys
+from PIL import Image
+
+from conftest import make_image
+
+VIDEO_FRAMES = 12
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, '-m', 'modelscope_iqa', *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_csv(path):
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope='module')
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('media')
+    nested = folder / 'nested'
+    nested.mkdir()
+    Image.fromarray(make_image(300, 400, seed=1)).save(folder / 'good_a.png')
+    Image.fromarray(make_image(400, 300, seed=2)).save(nested / 'good_b.jpg', quality=90)
+    Image.fromarray(make_image(240, 320, seed=3)).save(folder / 'good_c.webp')
+    full = folder / 'full.jpg'
+    Image.fromarray(make_image(300, 400, seed=4)).save(full, quality=90)
+    (folder / 'corrupt.jpg').write_bytes(full.read_bytes()[:600])
+    full.unlink()
+    (folder / 'notes.jpg').write_text('this is not an image')
+    (folder / 'readme.txt').write_text('ignored: not an image or video extension')
+    writer = cv2.VideoWriter(str(folder / 'clip.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 10,
+                             (320, 180))
+    for i in range(VIDEO_FRAMES):
+        writer.write(make_image(180, 320, seed=10 + i)[:, :, ::-1].copy())
+    writer.release()
+    (folder / 'broken.mp4').write_bytes(b'\x00' * 64)
+    return folder
+
+
+EXPECTED_INPUTS = {'good_a.png', 'good_b.jpg', 'good_c.webp', 'corrupt.jpg', 'notes.jpg',
+                   'clip.avi', 'broken.mp4'}
+BAD_INPUTS = {'corrupt.jpg', 'notes.jpg', 'broken.mp4'}
+
+
+def _by_name(rows):
+    return {row['path'].rsplit('/', 1)[-1]: row for row in rows}
+
+
+def test_help_and_unknown_flags():
+    assert run_cli('score', '--help').returncode == 0
+    result = run_cli('score', '--no-such-flag', '.')
+    assert result.returncode == 2
+    assert 'unrecognized arguments: --no-such-flag' in result.stderr
+
+
+@pytest.fixture(scope='module')
+def scored(media, our_model_dir, tmp_path_factory):
+    output = tmp_path_factory.mktemp('out') / 'scores.csv'
+    result = run_cli('score', media, '--model', our_model_dir, '--output', output,
+                     '--workers', 2, '--batch-size', 3, '--frames', 4)
+    return result, output
+
+
+def test_one_row_per_input_and_errors_are_rows(scored):
+    result, output = scored
+    assert result.returncode == 1, result.stderr  # some inputs failed
+    rows = read_csv(output)
+    by_name = _by_name(rows)
+    assert len(rows) == len(EXPECTED_INPUTS)
+    assert set(by_name) == EXPECTED_INPUTS
+    for name, row in by_name.items():
+        if name in BAD_INPUTS:
+            assert row['score'] == ''
+            assert name in row['error']
+        else:
+            assert row['error'] == ''
+            assert 0.0 <= float(row['score']) <= 1.0
+    assert by_name['clip.avi']['frames'] == '4'
+    assert 'not a recognised image' in by_name['notes.jpg']['error']
+
+
+def test_scores_equal_the_pipeline(scored, media, our_model_dir):
+    from modelscope.pipelines import pipeline
+    from modelscope.utils.constant import Tasks
+    _, output = scored
+    scorer = pipeline(Tasks.image_quality_assessment_mos, model=str(our_model_dir))
+    by_name = _by_name(read_csv(output))
+    for name in ('good_a.png', 'good_c.webp'):
+        expected = scorer(str(media / name))[OutputKeys.SCORE]
+        # batched forwards sum in another order than single ones (see test_pipeline)
+        assert float(by_name[name]['score']) == pytest.approx(expected, abs=2e-4)
+
+
+def test_video_score_is_the_mean_of_its_frames(media, our_model_dir, tmp_path):
+    output = tmp_path / 'frames.jsonl'
+    result = run_cli('score', media / 'clip.avi', '--model', our_model_dir, '--output', output,
+                     '--frames', 3, '--per-frame', '--workers', 0)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    frames = [r for r in rows if r['frame'] is not None]
+    whole = [r for r in rows if r['frame'] is None]
+    assert [r['frame'] for r in frames] == [0, 6, 11]
+    assert len(whole) == 1 and whole[0]['frames'] == 3
+    assert whole[0]['score'] == pytest.approx(np.mean([r['score'] for r in frames]))
+
+
+def test_resume_does_not_rescore(media, our_model_dir, tmp_path):
+    output = tmp_path / 'resume.csv'
+    first = run_cli('score', media / 'good_a.png', media / 'notes.jpg', '--model',
+                    our_model_dir, '--output', output, '--workers', 0)
+    assert first.returncode == 1
+    before = read_csv(output)
+    second = run_cli('score', media, '--model', our_model_dir, '--output', output,
+                     '--resume', '--workers', 0, '--frames', 2, '-v')
+    rows = read_csv(output)
+    assert rows[:2] == before
+    assert sorted(_by_name(rows)) == sorted(EXPECTED_INPUTS)
+    assert len(rows) == len(EXPECTED_INPUTS)
+    assert 'resume: 2 inputs already' in second.stderr
+
+
+@pytest.fixture(scope='module')
+def labelled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('labelled')
+    (folder / 'images').mkdir()
+    with open(folder / 'labels.csv', 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image:FILE', 'mos'])
+        for i in range(5):
+            Image.fromarray(make_image(200, 300, seed=20 + i)).save(folder / 'images' / f'{i}.png')
+            writer.writerow([f'images/{i}.png', 1.5 + 0.7 * i])
+    return folder
+
+
+def test_evaluate_prints_metrics_and_writes_a_report(labelled, our_model_dir, tmp_path):
+    report = tmp_path / 'report'
+    result = run_cli('evaluate', '--data', labelled, '--model', our_model_dir,
+                     '--report', report, '--batch-size', 1)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(metrics) == {'plcc', 'srcc', 'krcc', 'rmse'}
+    assert json.loads((report / 'metrics.json').read_text()) == metrics
+    predictions = read_csv(report / 'predictions.csv')
+    assert len(predictions) == 5
+    with Image.open(report / 'scatter.png') as plot:
+        plot.verify()
+    # the same numbers as the trainer flow in Python
+    from modelscope_iqa.cli.evaluate import load_labels, run_evaluation
+    from modelscope_iqa.config import DatasetConfig
+    rows, _ = load_labels(str(labelled / 'labels.csv'), DatasetConfig.from_mapping())
+    expected, _, _ = run_evaluation(str(our_model_dir), rows, 1, 0, 'cpu')
+    assert metrics == pytest.approx(expected)
+
+
+def test_evaluate_accepts_an_official_hub_folder(labelled, builtin_model_dir, our_model_dir):
+    ours = run_cli('evaluate', '--data', labelled / 'labels.csv', '--model', our_model_dir,
+                   '--batch-size', 1)
+    official = run_cli('evaluate', '--data', labelled / 'labels.csv', '--model',
+                       builtin_model_dir, '--batch-size', 1)
+    assert official.returncode == 0, official.stderr
+    assert json.loads(official.stdout.splitlines()[-1]) == json.loads(ours.stdout.splitlines()[-1])
