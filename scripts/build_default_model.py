@@ -10,7 +10,8 @@ Steps (each can be run alone; ``all`` runs them in order):
            (plus the pristine photo) and write the images and a CSV with their targets.
   train    train from a seeded random initialisation with ModelScope's trainer on
            random degraded crops of the train photos (modelscope_iqa.synthetic).
-  report   score the holdout set with the trained model and with BRISQUE; write SRCC
+  brisque  score the holdout set with BRISQUE (cached; needs `pip install .[train]`).
+  report   score the holdout set with the trained model, and with BRISQUE; write SRCC
            of score vs severity per family to report.json.
   export   write the best checkpoint as float16 into modelscope_iqa/default_model/.
 
@@ -225,10 +226,21 @@ def brisque_score(scorer, rgb: np.ndarray) -> float:
     return float(scorer.calculate_image_quality_score(flat))
 
 
-def _brisque_scores(rows):
+def brisque_baseline(work_dir: Path) -> list:
+    """BRISQUE of every validation image, cached in brisque.json (it does not depend on
+    the trained model, so it can run while training does)."""
+    cache = work_dir / 'brisque.json'
+    rows = _read_rows(work_dir)
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if [c['image'] for c in cached] == [r['image:FILE'] for r in rows]:
+            return [c['brisque'] for c in cached]
     from brisque import BRISQUE
     scorer = BRISQUE(url=False)
-    return [brisque_score(scorer, cv2.imread(r['image:FILE'])[:, :, ::-1]) for r in rows]
+    scores = [brisque_score(scorer, cv2.imread(r['image:FILE'])[:, :, ::-1]) for r in rows]
+    cache.write_text(json.dumps([{'image': r['image:FILE'], 'brisque': b}
+                                 for r, b in zip(rows, scores)], indent=1))
+    return scores
 
 
 def report(work_dir: Path) -> dict:
@@ -247,7 +259,7 @@ def report(work_dir: Path) -> dict:
                         'pristine_mean': float(np.mean(
                             [s for r, s in zip(rows, scores) if r['family'] == 'pristine']))}}
     try:
-        brisque = _brisque_scores(rows)
+        brisque = brisque_baseline(work_dir)
         # BRISQUE: lower is better, so negate before ranking.
         result['brisque'] = {'srcc_vs_severity': _family_srcc(rows, [-b for b in brisque]),
                              'overall_srcc_vs_target': iqa_metrics([-b for b in brisque],
@@ -255,6 +267,7 @@ def report(work_dir: Path) -> dict:
     except ImportError as exc:
         result['brisque'] = f'not run: {exc}'
     (work_dir / 'report.json').write_text(json.dumps(result, indent=2))
+    (work_dir / 'report.md').write_text(render_report(result))
     with open(work_dir / 'scores.csv', 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['image', 'family', 'severity', 'target', 'score'])
@@ -262,6 +275,31 @@ def report(work_dir: Path) -> dict:
             writer.writerow([Path(r['image:FILE']).name, r['family'], r['severity'], t, s])
     LOG.info('report: %s', json.dumps(result, indent=2))
     return result
+
+
+def render_report(result: dict) -> str:
+    """The report as a Markdown table (for the model card and the README)."""
+    model = result['model']['srcc_vs_severity']
+    brisque = result['brisque']['srcc_vs_severity'] if isinstance(result['brisque'], dict) \
+        else {}
+    lines = ['| degradation family | default model SRCC | BRISQUE SRCC |', '| --- | --- | --- |']
+    for family in sorted(model):
+        b = brisque.get(family)
+        lines.append(f"| {family.replace('_', ' ')} | {model[family]:.3f} | "
+                     f"{'' if b is None else f'{b:.3f}'} |")
+    mean_model = float(np.mean(list(model.values())))
+    mean_brisque = float(np.mean(list(brisque.values()))) if brisque else float('nan')
+    lines.append(f'| **mean** | **{mean_model:.3f}** | **{mean_brisque:.3f}** |')
+    overall = result['model']['overall']
+    lines.append('')
+    lines.append(f"All {result['images']} held-out images against their targets: "
+                 f"PLCC {overall['plcc']:.3f}, SRCC {overall['srcc']:.3f}, "
+                 f"KRCC {overall['krcc']:.3f}, RMSE {overall['rmse']:.3f}"
+                 + (f"; BRISQUE SRCC {result['brisque']['overall_srcc_vs_target']:.3f}"
+                    if brisque else '') + '.')
+    lines.append(f"Mean score of the {len(result['photos'])} pristine held-out photos: "
+                 f"{result['model']['pristine_mean']:.3f}.")
+    return '\n'.join(lines) + '\n'
 
 
 def export(work_dir: Path, out_dir: Path) -> None:
@@ -275,7 +313,8 @@ def export(work_dir: Path, out_dir: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('step', choices=['photos', 'valset', 'train', 'report', 'export', 'all'])
+    parser.add_argument('step', choices=['photos', 'valset', 'train', 'brisque', 'report',
+                                         'export', 'all'])
     parser.add_argument('--work-dir', type=Path, required=True)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--epochs', type=int, help=f"default {TRAINING['epochs']}")
@@ -298,6 +337,8 @@ def main(argv=None) -> int:
                                            ('iters_per_epoch', args.iters_per_epoch))
                          if v is not None}
             train(args.work_dir, args.seed, overrides)
+        elif step == 'brisque':
+            brisque_baseline(args.work_dir)
         elif step == 'report':
             report(args.work_dir)
         else:
