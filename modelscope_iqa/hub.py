@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from typing import Optional
 from urllib.parse import urlsplit
 
 from .errors import HubUnreachableError, ModelDirError
+from .models.checkpoint import WEIGHTS_FILE
 
-CONFIGURATION_FILE = 'configuration.json'
+# The file name ModelScope looks for in a model folder.
+CONFIGURATION_NAME = 'configuration.json'
 HUB_PROBE_TIMEOUT_S = 5.0
 OFFLINE_ADVICE = (
     'Offline, pass a local model directory instead: a folder with configuration.json '
@@ -21,17 +24,17 @@ OFFLINE_ADVICE = (
 
 
 def is_model_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, CONFIGURATION_FILE))
+    return os.path.isfile(os.path.join(path, CONFIGURATION_NAME))
 
 
 def read_model_config(model_dir: str) -> dict:
     """The parsed configuration.json of ``model_dir``."""
-    path = os.path.join(model_dir, CONFIGURATION_FILE)
+    path = os.path.join(model_dir, CONFIGURATION_NAME)
     try:
         with open(path, encoding='utf-8') as f:
             return json.load(f)
     except FileNotFoundError:
-        raise ModelDirError(f'{model_dir!r}: no {CONFIGURATION_FILE}') from None
+        raise ModelDirError(f'{model_dir!r}: no {CONFIGURATION_NAME}') from None
     except (OSError, ValueError) as exc:
         raise ModelDirError(f'{path!r}: unreadable configuration ({exc})') from exc
 
@@ -77,7 +80,7 @@ def resolve_model_dir(model: str, revision: Optional[str] = None) -> str:
     """A local model directory for ``model``: a folder as is, a hub id downloaded."""
     if os.path.isdir(model):
         if not is_model_dir(model):
-            raise ModelDirError(f'{model!r}: no {CONFIGURATION_FILE} in this folder')
+            raise ModelDirError(f'{model!r}: no {CONFIGURATION_NAME} in this folder')
         return model
     if os.path.exists(model) or model.count('/') != 1 or model.startswith(('.', '/')):
         raise ModelDirError(
@@ -85,7 +88,7 @@ def resolve_model_dir(model: str, revision: Optional[str] = None) -> str:
     return download_model(model, revision=revision)
 
 
-MODEL_FOLDER_FILES = (CONFIGURATION_FILE, 'pytorch_model.pt', 'README.md')
+MODEL_FOLDER_FILES = (CONFIGURATION_NAME, WEIGHTS_FILE, 'README.md')
 
 
 def export_model_folder(out_dir: str, model_dir: Optional[str] = None) -> str:
@@ -104,8 +107,6 @@ def export_model_folder(out_dir: str, model_dir: Optional[str] = None) -> str:
     The configuration has no ``plugins`` entry (see README): users of the pushed
     model run ``pip install modelscope-iqa`` and ``import modelscope_iqa`` first.
     """
-    import shutil
-
     import numpy as np
     from modelscope.outputs import OutputKeys
     from modelscope.pipelines import pipeline

@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import modelscope_iqa  # noqa: E402  (registers the plugin)
-from modelscope_iqa.config import CONFIGURATION_FILE, PreprocessConfig  # noqa: E402
+from modelscope_iqa.config import (CONFIGURATION_FILE, DatasetConfig,  # noqa: E402
+                                   PreprocessConfig)
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights  # noqa: E402
 from modelscope_iqa.synthetic import (FAMILIES, SyntheticDistortionDataset,  # noqa: E402
                                       degrade, quality_target)
@@ -252,7 +253,7 @@ def report(work_dir: Path) -> dict:
     iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(model_dir))
     rows = _read_rows(work_dir)
     scores = [iqa(r['image:FILE'])['score'] for r in rows]
-    targets = [float(r['mos']) * 0.2 for r in rows]
+    targets = [float(r['mos']) * DatasetConfig.from_mapping().mos_scale for r in rows]
     result = {'images': len(rows), 'photos': sorted({r['photo'] for r in rows}),
               'model': {'srcc_vs_severity': _family_srcc(rows, scores),
                         'overall': iqa_metrics(scores, targets),

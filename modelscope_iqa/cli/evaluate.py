@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import DatasetConfig
 from ..errors import DatasetError
-from ..hub import CONFIGURATION_FILE
+from ..hub import CONFIGURATION_NAME
 
 
 def load_labels(data: str, config: DatasetConfig) -> Tuple[List[Dict[str, object]], str]:
@@ -63,7 +63,7 @@ def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: 
 
     from ..metainfo import Trainers
     from ..msdatasets import ImageQualityAssessmentMosDataset
-    config = Config.from_file(os.path.join(model_dir, CONFIGURATION_FILE))
+    config = Config.from_file(os.path.join(model_dir, CONFIGURATION_NAME))
     dataset = ImageQualityAssessmentMosDataset(rows, config.safe_get('dataset'))
     collector = _PredictionCollector()
     with tempfile.TemporaryDirectory() as work_dir:

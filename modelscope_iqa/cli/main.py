@@ -160,11 +160,12 @@ def _our_model_dir(model_dir: str, scratch: str) -> str:
     from ..config import CONFIGURATION_FILE
     from ..hub import read_model_config
     from ..metainfo import Models
+    from ..models.checkpoint import WEIGHTS_FILE
     if read_model_config(model_dir).get('model', {}).get('type') == Models.iqa_mos_resnet18:
         return model_dir
     shutil.copy(CONFIGURATION_FILE, os.path.join(scratch, 'configuration.json'))
-    os.symlink(os.path.abspath(os.path.join(model_dir, 'pytorch_model.pt')),
-               os.path.join(scratch, 'pytorch_model.pt'))
+    os.symlink(os.path.abspath(os.path.join(model_dir, WEIGHTS_FILE)),
+               os.path.join(scratch, WEIGHTS_FILE))
     return scratch
 
 

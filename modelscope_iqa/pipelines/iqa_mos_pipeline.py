@@ -9,7 +9,7 @@ from modelscope.pipelines.builder import PIPELINES
 from modelscope.utils.config import Config
 
 from .._modelscope_index import list_in_modelscope_index
-from ..hub import CONFIGURATION_FILE, resolve_model_dir
+from ..hub import CONFIGURATION_NAME, resolve_model_dir
 from ..metainfo import TASK, Pipelines, Preprocessors
 from ..models import ImageQualityAssessmentMosModel
 from ..preprocessors import ImageQualityAssessmentMosPreprocessor
@@ -25,7 +25,7 @@ def load_model(model: str) -> ImageQualityAssessmentMosModel:
     """
     model_dir = resolve_model_dir(model)
     loaded = ImageQualityAssessmentMosModel(model_dir)
-    loaded.cfg = Config.from_file(os.path.join(model_dir, CONFIGURATION_FILE))
+    loaded.cfg = Config.from_file(os.path.join(model_dir, CONFIGURATION_NAME))
     return loaded
 
 
@@ -33,7 +33,7 @@ def preprocessor_for(model_dir: str) -> ImageQualityAssessmentMosPreprocessor:
     """Our preprocessor with the options of ``model_dir``'s configuration, when that
     configuration names our preprocessor; the package defaults otherwise."""
     section = dict(Config.from_file(
-        os.path.join(model_dir, CONFIGURATION_FILE)).safe_get('preprocessor', {}))
+        os.path.join(model_dir, CONFIGURATION_NAME)).safe_get('preprocessor', {}))
     if section.pop('type', None) != Preprocessors.iqa_mos:
         section = {}
     return ImageQualityAssessmentMosPreprocessor(**section)
