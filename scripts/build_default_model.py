@@ -41,6 +41,7 @@ import modelscope_iqa  # noqa: E402  (registers the plugin)
 from modelscope_iqa.config import (CONFIGURATION_FILE, DatasetConfig,  # noqa: E402
                                    PreprocessConfig)
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights  # noqa: E402
+from modelscope_iqa.preprocessors.transforms import cover_size, oriented  # noqa: E402
 from modelscope_iqa.synthetic import (FAMILIES, SyntheticDistortionDataset,  # noqa: E402
                                       degrade, quality_target)
 
@@ -114,12 +115,10 @@ def _working_scale(rgb: np.ndarray) -> np.ndarray:
     """Downscale cleanly (area filter) to cover the preprocessor's resize size, then
     centre-crop to exactly that size: a pristine image at the network's scale."""
     config = PreprocessConfig.from_mapping()
-    height, width = config.resize_size
-    if rgb.shape[0] > rgb.shape[1]:
-        height, width = width, height
-    scale = max(height / rgb.shape[0], width / rgb.shape[1])
-    size = (int(np.ceil(rgb.shape[1] * scale)), int(np.ceil(rgb.shape[0] * scale)))
-    resized = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    height, width = oriented(config.resize_size, portrait=rgb.shape[0] > rgb.shape[1])
+    out_h, out_w = cover_size(rgb.shape[0], rgb.shape[1], height, width)
+    resized = cv2.resize(rgb, (out_w, out_h),
+                         interpolation=cv2.INTER_AREA if out_h < rgb.shape[0] else cv2.INTER_CUBIC)
     top, left = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
     return np.ascontiguousarray(resized[top:top + height, left:left + width])
 

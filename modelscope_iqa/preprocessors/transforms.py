@@ -27,22 +27,20 @@ def cover_size(height: int, width: int, target_height: int,
     return int(math.ceil(scale * height)), int(math.ceil(scale * width))
 
 
+def oriented(size: Tuple[int, int], portrait: bool) -> Tuple[int, int]:
+    """A landscape (height, width) as it applies to a portrait or landscape image."""
+    return (size[1], size[0]) if portrait else (size[0], size[1])
+
+
 def cover_resize(rgb: np.ndarray, config: PreprocessConfig) -> Tuple[np.ndarray, bool]:
     """Steps 1-2: the resized image and whether it is portrait."""
     height, width = rgb.shape[:2]
     resize_h, resize_w = config.resize_size
     portrait = (width - height) * (resize_w - resize_h) < 0
-    if portrait:
-        resize_h, resize_w = resize_w, resize_h
-    out_h, out_w = cover_size(height, width, resize_h, resize_w)
+    out_h, out_w = cover_size(height, width, *oriented(config.resize_size, portrait))
     resized = cv2.resize(rgb, (out_w, out_h),
                          interpolation=CV2_INTERPOLATION[config.interpolation])
     return resized, portrait
-
-
-def oriented_crop_size(config: PreprocessConfig, portrait: bool) -> Tuple[int, int]:
-    crop_h, crop_w = config.crop_size
-    return (crop_w, crop_h) if portrait else (crop_h, crop_w)
 
 
 def crop_to_tensor(crop: np.ndarray, portrait: bool, config: PreprocessConfig,
@@ -63,7 +61,7 @@ def to_network_input(rgb: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
     A fourth channel (alpha) is resized with the others and dropped after the crop.
     """
     resized, portrait = cover_resize(rgb, config)
-    crop_h, crop_w = oriented_crop_size(config, portrait)
+    crop_h, crop_w = oriented(config.crop_size, portrait)
     top, left = (resized.shape[0] - crop_h) // 2, (resized.shape[1] - crop_w) // 2
     return crop_to_tensor(resized[top:top + crop_h, left:left + crop_w], portrait, config)
 
@@ -75,7 +73,7 @@ def to_random_training_input(rgb: np.ndarray, config: PreprocessConfig,
     mirrored with probability 1/2. ``crop_size`` may be smaller than the evaluation
     crop: small patches make a CPU training budget go much further."""
     resized, portrait = cover_resize(rgb, config)
-    crop_h, crop_w = (crop_size[1], crop_size[0]) if portrait else crop_size
+    crop_h, crop_w = oriented(crop_size, portrait)
     top = int(rng.integers(0, resized.shape[0] - crop_h + 1))
     left = int(rng.integers(0, resized.shape[1] - crop_w + 1))
     return crop_to_tensor(resized[top:top + crop_h, left:left + crop_w], portrait, config,

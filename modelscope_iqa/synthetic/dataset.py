@@ -11,7 +11,7 @@ from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
 
 from ..config import PreprocessConfig
 from ..preprocessors.image_io import load_rgb
-from ..preprocessors.transforms import cover_resize, crop_to_tensor
+from ..preprocessors.transforms import cover_resize, crop_to_tensor, oriented
 from .distortions import degrade, quality_target, sample_severities
 
 # Extra pixels around a crop while degrading, so blurs see real neighbours at the border.
@@ -61,7 +61,7 @@ class SyntheticDistortionDataset(TorchCustomDataset):
     def __getitem__(self, index: int) -> Dict[str, object]:
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
         image, portrait = self.photos[int(rng.integers(len(self.photos)))]
-        crop_h, crop_w = (self.crop_size[1], self.crop_size[0]) if portrait else self.crop_size
+        crop_h, crop_w = oriented(self.crop_size, portrait)
         height, width = image.shape[:2]
         margin = min(DEGRADE_MARGIN, (height - crop_h) // 2, (width - crop_w) // 2)
         # Of a few random windows keep the most detailed: blur or compression of a flat
