@@ -1,16 +1,21 @@
 """Training with ModelScope's trainer: resumption that works, and a trainer that does
-not ask the hub about local folders."""
+not ask the hub about local folders and evaluates exactly under torchrun."""
 import contextlib
 import os
 from typing import Iterator, Optional
 
 import numpy as np
 import torch
+from modelscope.metrics.prediction_saving_wrapper import PredictionSavingWrapper
 from modelscope.trainers.builder import TRAINERS
 from modelscope.trainers.trainer import EpochBasedTrainer
+from modelscope.trainers.utils.inference import evaluate_batch, merge_metrics
+from modelscope.utils.constant import TrainerStages
+from modelscope.utils.data_utils import to_device
 from modelscope.utils.registry import default_group
 from numpy._core.multiarray import _reconstruct
 
+from . import distributed
 from ._modelscope_index import list_in_modelscope_index
 from .metainfo import Trainers
 
@@ -44,19 +49,53 @@ def train(trainer, resume_from: Optional[str] = None) -> None:
 
 @TRAINERS.register_module(module_name=Trainers.iqa_mos)
 class IqaMosTrainer(EpochBasedTrainer):
-    """ModelScope's ``EpochBasedTrainer`` without its hub round-trip for local folders.
-
-    For a local model folder the default trainer asks the hub whether the folder is the
-    latest version of some hub model (``check_local_model_is_latest``); offline that
-    costs 7-35 s of retries, whose failure is then ignored. Everything else — model,
-    datasets, hooks, evaluation — is the default trainer's. Use it with
+    """ModelScope's ``EpochBasedTrainer`` with two changes; use it with
     ``build_trainer(name=Trainers.iqa_mos, default_args=...)``.
+
+    - No hub round-trip for local folders. For a local model folder the default trainer
+      asks the hub whether the folder is the latest version of some hub model
+      (``check_local_model_is_latest``); offline that costs 7-35 s of retries, whose
+      failure is then ignored.
+    - Evaluation in a process group of several ranks (``torchrun``, CPU/gloo or
+      CUDA/NCCL) gives the single-process result. Each rank evaluates a disjoint stride
+      of the dataset (:class:`~modelscope_iqa.distributed.ShardSampler`) and the ranks'
+      metric states are gathered and merged. ModelScope's own distributed evaluation
+      pads the shards with repeated samples (``DistributedSampler``), which changes the
+      metrics, needs ``launcher`` with CUDA, and collects through a temporary folder
+      that must be shared between machines.
+
+    Everything else (model, datasets, hooks, training) is the default trainer's.
     """
 
     def get_or_download_model_dir(self, model, model_revision=None, third_party=None):
         if os.path.isdir(model):
             return model
         return super().get_or_download_model_dir(model, model_revision, third_party)
+
+    def get_eval_data_loader(self):
+        ranks = distributed.current()
+        if not ranks.distributed:
+            return super().get_eval_data_loader()
+        config = {'shuffle': False, **self.cfg.evaluation.get('dataloader', {})}
+        return self._build_dataloader_with_dataset(
+            self.eval_dataset, dist=False, seed=self._seed,
+            collate_fn=self.eval_data_collator,
+            sampler=distributed.ShardSampler(len(self.eval_dataset), ranks), **config)
+
+    def evaluation_loop(self, data_loader, metric_classes):
+        if not distributed.current().distributed:
+            return super().evaluation_loop(data_loader, metric_classes)
+        self.invoke_hook(TrainerStages.before_val)
+        for batch in data_loader:
+            evaluate_batch(self, to_device(batch, self.device), metric_classes, None)
+        # Prediction savers stay on their rank: they hold callables, not metric state.
+        mergeable = [m for m in metric_classes if not isinstance(m, PredictionSavingWrapper)]
+        merged = merge_metrics(distributed.all_gather(mergeable))
+        values = {}
+        for metric in merged:
+            values.update(metric.evaluate())
+        self.invoke_hook(TrainerStages.after_val)
+        return values
 
 
 list_in_modelscope_index(TRAINERS, default_group, Trainers.iqa_mos, __name__)

@@ -99,8 +99,7 @@ def test_scores_equal_the_pipeline(scored, media, our_model_dir):
     by_name = _by_name(read_csv(output))
     for name in ('good_a.png', 'good_c.webp'):
         expected = scorer(str(media / name))[OutputKeys.SCORE]
-        # batched forwards sum in another order than single ones (see test_pipeline)
-        assert float(by_name[name]['score']) == pytest.approx(expected, abs=2e-4)
+        assert float(by_name[name]['score']) == pytest.approx(expected, abs=1e-6)
 
 
 def test_video_score_is_the_mean_of_its_frames(media, our_model_dir, tmp_path):

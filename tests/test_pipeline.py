@@ -12,11 +12,6 @@ from modelscope_iqa.metainfo import Pipelines
 from modelscope_iqa.pipelines import ImageQualityAssessmentMosPipeline
 
 PARITY_ATOL = 1e-5
-# Batched and single forwards give bit-equal features, but the head's matrix products
-# (GEMM for a batch, GEMV for one image) sum in a different order; the test checkpoint's
-# head is rescaled to spread random features over (0, 1), which magnifies that float32
-# reordering to a few 1e-5 at most.
-BATCH_ATOL = 2e-4
 
 
 @pytest.fixture(scope='module')
@@ -67,7 +62,8 @@ def test_batch_size_batches_the_forward(our_pipeline, image_files, builtin_score
     # image_files mixes landscape and portrait images in each batch of four.
     assert batch_sizes == [4, 4]
     scores = np.array([r[OutputKeys.SCORE] for r in results])
-    assert np.abs(scores - builtin_scores).max() <= BATCH_ATOL
+    # the head takes one image at a time at inference, so batching changes nothing
+    assert np.abs(scores - builtin_scores).max() <= PARITY_ATOL
 
 
 def test_in_memory_inputs(our_pipeline, builtin_pipeline, image_files):

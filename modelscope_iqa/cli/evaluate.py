@@ -11,6 +11,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from .. import distributed
 from ..config import DatasetConfig
 from ..errors import DatasetError
 from ..hub import CONFIGURATION_NAME
@@ -57,7 +58,8 @@ class _PredictionCollector:
 
 def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: str):
     """Metrics and per-row predictions from ``build_trainer(...).evaluate()`` (with the
-    trainer that skips the hub check of local folders)."""
+    trainer that skips the hub check of local folders and merges ranks exactly). Under
+    several processes every rank returns the whole result."""
     from modelscope.trainers import build_trainer
     from modelscope.utils.config import Config
 
@@ -73,7 +75,8 @@ def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: 
                 'evaluation.dataloader.batch_size_per_gpu': batch_size,
                 'evaluation.dataloader.workers_per_gpu': workers}))
         metrics = trainer.evaluate(saving_fn=collector)
-    return metrics, collector.preds, dataset
+    preds = distributed.unshard(distributed.all_gather(collector.preds))
+    return metrics, preds, dataset
 
 
 def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_config,

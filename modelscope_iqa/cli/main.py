@@ -103,34 +103,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _device(name: str):
     import torch
-    device = torch.device(name.replace('gpu', 'cuda'))
+
+    from ..distributed import device_for_rank
+    device = device_for_rank(name)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit(f'modelscope-iqa: error: --device {name}: CUDA is not available')
     return device
 
 
+def _recover_leftover_parts(output: str, inputs: List[str], resume: bool,
+                            fields: List[str]) -> None:
+    """Part files of an interrupted multi-process run: with ``--resume`` their complete
+    rows are appended to ``output`` (inputs already there are not repeated); without, a
+    fresh run discards them. Every rank takes part (the parts may lie on its machine)."""
+    from .. import distributed
+    from .rank_outputs import (complete_groups, in_input_order, leftover_parts, read_part,
+                               remove_quietly)
+    from .results import ResultWriter, completed_inputs, read_rows
+    parts = leftover_parts(output)
+    found = distributed.all_gather([row for part in parts for row in read_part(part, output)])
+    if resume and distributed.current().is_main and any(found):
+        groups = complete_groups(row for rows in found for row in rows)
+        done = completed_inputs(read_rows(output))
+        recovered = in_input_order(
+            {path: group for path, group in groups.items() if path not in done}, inputs)
+        writer = ResultWriter(output, fields, append=True)
+        for row in recovered:
+            writer.write(row)
+        writer.close()
+        LOG.info('resume: recovered %d rows from %d part files', len(recovered), len(parts))
+    distributed.barrier()
+    remove_quietly(parts)
+    distributed.barrier()
+
+
 def run_score(args) -> int:
+    from .. import distributed
     from ..pipelines import load_model, preprocessor_for
     from .inputs import expand_inputs
+    from .rank_outputs import complete_groups, in_input_order, part_path, read_part
     from .results import ResultWriter, completed_inputs, read_rows
     from .scoring import ScoringInputs, score_files
 
     device = _device(args.device)
     if args.resume and args.output is None:
         raise SystemExit('modelscope-iqa: error: --resume needs --output')
+    if distributed.launched_with_several_processes() and args.output is None:
+        raise SystemExit('modelscope-iqa: error: several processes (torchrun) need --output')
+    ranks = distributed.setup(device)
     model = load_model(args.model or _default_model()).to(device).eval()
     preprocess = preprocessor_for(model.model_dir).config
-    paths = expand_inputs(args.paths)
-    if args.resume:
-        done = completed_inputs(read_rows(args.output))
-        paths = [p for p in paths if p not in done]
-        LOG.info('resume: %d inputs already in %s', len(done), args.output)
-    writer = ResultWriter(args.output, PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS,
-                          append=args.resume)
+    inputs = distributed.broadcast_from_main(
+        expand_inputs(args.paths) if ranks.is_main else None)
+    fields = PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS
+    todo = inputs
+    if args.output is not None:
+        _recover_leftover_parts(args.output, inputs, args.resume, fields)
+        if ranks.is_main:
+            if args.resume:
+                done = completed_inputs(read_rows(args.output))
+                todo = [p for p in inputs if p not in done]
+                LOG.info('resume: %d inputs already in %s', len(done), args.output)
+            if ranks.distributed:  # start (or keep) the merged file; ranks write parts
+                ResultWriter(args.output, fields, append=args.resume).close()
+        todo = distributed.broadcast_from_main(todo)
+    mine = distributed.shard(todo, ranks)
+    target = part_path(args.output, ranks.rank) if ranks.distributed else args.output
+    writer = ResultWriter(target, fields, append=args.resume and not ranks.distributed,
+                          like=args.output)
     failures = 0
     from tqdm import tqdm
-    progress = tqdm(total=len(paths), unit='file', disable=args.quiet or not sys.stderr.isatty(),
-                    file=sys.stderr)
+    progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
+                    disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
 
     def on_done(item, scores: List[float]) -> None:
         nonlocal failures
@@ -146,11 +190,21 @@ def run_score(args) -> int:
         progress.update(1)
 
     try:
-        score_files(model, ScoringInputs(paths, preprocess, args.frames, args.fps),
+        score_files(model, ScoringInputs(mine, preprocess, args.frames, args.fps),
                     args.batch_size, args.workers, device, on_done)
     finally:
         progress.close()
         writer.close()
+    if ranks.distributed:
+        failures = sum(distributed.all_gather(failures))
+        parts = distributed.all_gather(read_part(target, args.output))
+        if ranks.is_main:
+            merged = ResultWriter(args.output, fields, append=True)
+            for row in in_input_order(complete_groups(r for rows in parts for r in rows), todo):
+                merged.write(row)
+            merged.close()
+        distributed.barrier()
+        os.remove(target)
     return EXIT_INPUT_FAILED if failures else EXIT_OK
 
 
@@ -170,21 +224,24 @@ def _our_model_dir(model_dir: str, scratch: str) -> str:
 
 
 def run_evaluate(args) -> int:
+    from .. import distributed
     from ..config import DatasetConfig
     from ..hub import read_model_config, resolve_model_dir
     from .evaluate import load_labels, run_evaluation, write_report
 
+    device = _device(args.device)
+    ranks = distributed.setup(device)
     model_dir = resolve_model_dir(args.model or _default_model())
-    _device(args.device)
     with tempfile.TemporaryDirectory() as scratch:
         our_dir = _our_model_dir(model_dir, scratch)
         dataset_config = DatasetConfig.from_mapping(read_model_config(our_dir).get('dataset'))
         rows, _ = load_labels(args.data, dataset_config)
         metrics, preds, _ = run_evaluation(our_dir, rows, args.batch_size, args.workers,
-                                           args.device)
-    print(json.dumps(metrics))
-    if args.report:
-        write_report(args.report, metrics, rows, dataset_config, preds)
+                                           str(device))
+    if ranks.is_main:
+        print(json.dumps(metrics))
+        if args.report:
+            write_report(args.report, metrics, rows, dataset_config, preds)
     return EXIT_OK
 
 
@@ -192,12 +249,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s', stream=sys.stderr)
-    from .. import errors
+    from .. import distributed, errors
     try:
         return args.func(args)
     except errors.IqaError as exc:
         print(f'modelscope-iqa: error: {exc}', file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        distributed.teardown()
 
 
 if __name__ == '__main__':

@@ -25,22 +25,26 @@ def _drop_partial_last_line(path: str) -> None:
             f.truncate(data.rfind(b'\n') + 1)
 
 
-def read_rows(path: str) -> List[Dict[str, str]]:
+def read_rows(path: str, like: Optional[str] = None) -> List[Dict[str, str]]:
+    """Complete rows of a result file (none if it does not exist); ``like`` names a
+    file whose extension gives the format, when ``path``'s does not."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         return []
     _drop_partial_last_line(path)
     with open(path, newline='', encoding='utf-8') as f:
-        if _is_jsonl(path):
+        if _is_jsonl(like or path):
             return [json.loads(line) for line in f if line.strip()]
         return list(csv.DictReader(f))
 
 
 class ResultWriter:
-    """Writes rows with the columns ``fields`` to ``path`` (stdout if None)."""
+    """Writes rows with the columns ``fields`` to ``path`` (stdout if None), in the
+    format of ``like`` when given (else of ``path``)."""
 
-    def __init__(self, path: Optional[str], fields: Iterable[str], append: bool = False):
+    def __init__(self, path: Optional[str], fields: Iterable[str], append: bool = False,
+                 like: Optional[str] = None):
         self.fields = list(fields)
-        self.jsonl = _is_jsonl(path)
+        self.jsonl = _is_jsonl(like or path)
         existing = append and path is not None and os.path.exists(path) and \
             os.path.getsize(path) > 0
         if path is None:
