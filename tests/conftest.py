@@ -1,6 +1,12 @@
 """Shared fixtures: a seeded random checkpoint in the hub format, model directories for
 ModelScope's built-in classes and for ours, and generated test images.
 
+Two checkpoints: the seeded random one has perturbed BatchNorm statistics and a head
+rescaled to spread scores over (0, 1), which makes it ill-conditioned (float32 rounding
+alone moves its scores by ~3e-5); bit-equality tests use it. The trained one (the
+embedded default model's weights) is conditioned like real checkpoints; tests of the
+1e-5 parity bound of the optimised inference use it.
+
 ModelScope's own implementation (``CenseoIVQAModel`` and its pipeline, dataset and
 metric) is the numerical reference every parity test compares against.
 """
@@ -16,7 +22,8 @@ import torch
 from PIL import Image
 
 import modelscope_iqa  # noqa: F401  (registers the plugin)
-from modelscope_iqa.config import CONFIGURATION_FILE
+from modelscope_iqa.config import CONFIGURATION_FILE, DEFAULT_MODEL_DIR
+from modelscope_iqa.models import WEIGHTS_FILE, read_state_dict
 
 REFERENCE_SEED = 20211115
 
@@ -112,6 +119,33 @@ def our_model_dir(tmp_path_factory, reference_weights) -> Path:
     shutil.copy(CONFIGURATION_FILE, folder / 'configuration.json')
     shutil.copy(reference_weights, folder / 'pytorch_model.pt')
     return folder
+
+
+def _model_dir(folder: Path, configuration: dict, weights: Path) -> Path:
+    (folder / 'configuration.json').write_text(json.dumps(configuration))
+    shutil.copy(weights, folder / WEIGHTS_FILE)
+    return folder
+
+
+@pytest.fixture(scope='session')
+def trained_weights(tmp_path_factory) -> Path:
+    """The default model's weights, stored in float32 as a hub checkpoint would be."""
+    path = tmp_path_factory.mktemp('trained_weights') / WEIGHTS_FILE
+    state = read_state_dict(str(DEFAULT_MODEL_DIR / WEIGHTS_FILE))
+    torch.save({k: v.float() for k, v in state.items()}, path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def trained_builtin_model_dir(tmp_path_factory, trained_weights) -> Path:
+    return _model_dir(tmp_path_factory.mktemp('trained_builtin'), BUILTIN_CONFIGURATION,
+                      trained_weights)
+
+
+@pytest.fixture(scope='session')
+def trained_our_model_dir(tmp_path_factory, trained_weights) -> Path:
+    return _model_dir(tmp_path_factory.mktemp('trained_ours'),
+                      json.loads(CONFIGURATION_FILE.read_text()), trained_weights)
 
 
 @pytest.fixture(scope='session')

@@ -15,13 +15,13 @@ PARITY_ATOL = 1e-5
 
 
 @pytest.fixture(scope='module')
-def builtin_pipeline(builtin_model_dir):
-    return pipeline(Tasks.image_quality_assessment_mos, model=str(builtin_model_dir))
+def builtin_pipeline(trained_builtin_model_dir):
+    return pipeline(Tasks.image_quality_assessment_mos, model=str(trained_builtin_model_dir))
 
 
 @pytest.fixture(scope='module')
-def our_pipeline(our_model_dir):
-    return pipeline(Tasks.image_quality_assessment_mos, model=str(our_model_dir))
+def our_pipeline(trained_our_model_dir):
+    return pipeline(Tasks.image_quality_assessment_mos, model=str(trained_our_model_dir))
 
 
 @pytest.fixture(scope='module')
@@ -53,7 +53,7 @@ def test_output_format(our_pipeline, image_files):
 
 def test_batch_size_batches_the_forward(our_pipeline, image_files, builtin_scores):
     batch_sizes = []
-    hook = our_pipeline.model.network.register_forward_hook(
+    hook = our_pipeline.inference_network.trunk.register_forward_hook(
         lambda module, args, output: batch_sizes.append(args[0].shape[0]))
     try:
         results = our_pipeline(image_files, batch_size=4)
@@ -74,11 +74,11 @@ def test_in_memory_inputs(our_pipeline, builtin_pipeline, image_files):
         assert abs(ours - builtin_pipeline(value)[OutputKeys.SCORE]) <= PARITY_ATOL
 
 
-def test_official_model_folder_with_our_pipeline(builtin_model_dir, image_files,
+def test_official_model_folder_with_our_pipeline(trained_builtin_model_dir, image_files,
                                                  builtin_scores):
     """An official hub folder names ModelScope's classes; `pipeline_name` picks ours
     and its weights load into our network."""
-    ours = pipeline(Tasks.image_quality_assessment_mos, model=str(builtin_model_dir),
+    ours = pipeline(Tasks.image_quality_assessment_mos, model=str(trained_builtin_model_dir),
                     pipeline_name=Pipelines.iqa_mos)
     assert isinstance(ours, ImageQualityAssessmentMosPipeline)
     score = ours(image_files[2])[OutputKeys.SCORE]

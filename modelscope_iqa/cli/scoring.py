@@ -4,24 +4,29 @@ as each file is done."""
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional
 
+import cv2
+import numpy as np
 import torch
 
 from ..config import PreprocessConfig
 from ..errors import IqaError
-from ..preprocessors import load_rgb, to_network_input
+from ..models import InferenceNetwork
+from ..preprocessors import crop_image
 from .inputs import is_video
 from .video import sample_frames
 
 LOG = logging.getLogger(__name__)
+WORKER_NICENESS = 19
 
 
 class ScoringInputs(torch.utils.data.Dataset):
-    """File path -> ``{'path', 'tensors' (K, 3, H, W) or None, 'frames', 'error'}``;
-    an image gives one tensor, a video one per sampled frame."""
+    """File path -> ``{'path', 'tensors' (K, H, W, 3) uint8 crops or None, 'frames',
+    'error'}``; an image gives one crop, a video one per sampled frame."""
 
     def __init__(self, paths: List[str], preprocess: PreprocessConfig,
                  frames: Optional[int] = None, fps: Optional[float] = None):
@@ -38,11 +43,12 @@ class ScoringInputs(torch.utils.data.Dataset):
         try:
             if is_video(path):
                 sampled = list(sample_frames(path, self.frames, self.fps))
-                tensors = torch.stack(
-                    [to_network_input(load_rgb(frame), self.preprocess) for _, frame in sampled])
+                tensors = torch.from_numpy(np.stack(
+                    [crop_image(frame, self.preprocess) for _, frame in sampled]))
                 frame_numbers = [number for number, _ in sampled]
             else:
-                tensors = to_network_input(load_rgb(path), self.preprocess).unsqueeze(0)
+                crop = crop_image(path, self.preprocess)
+                tensors = torch.from_numpy(crop).unsqueeze(0)
                 frame_numbers = []
             return {'path': path, 'tensors': tensors, 'frames': frame_numbers, 'error': None}
         except IqaError as exc:
@@ -57,6 +63,16 @@ def _pass_through(item):
     return item
 
 
+def _worker_init(_worker_id: int) -> None:
+    """Decoding workers run one thread each, at the lowest CPU priority: the forward
+    keeps the cores while it runs, and the workers decode ahead whenever it waits."""
+    nice = int(os.environ.get('IQA_WORKER_NICE', WORKER_NICENESS))
+    if nice:
+        os.nice(nice)
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
 @dataclass
 class _Pending:
     item: Dict[str, object]
@@ -68,22 +84,22 @@ class _Pending:
         return tensors is None or len(self.scores) == len(tensors)
 
 
-def score_files(model: torch.nn.Module, dataset: ScoringInputs, batch_size: int,
-                workers: int, device: torch.device,
+def score_files(network: InferenceNetwork, dataset: ScoringInputs, batch_size: int,
+                workers: int,
                 on_done: Callable[[Dict[str, object], List[float]], None]) -> None:
-    """Score every file of ``dataset``; ``on_done(item, frame_scores)`` is called once
-    per file, in input order (``frame_scores`` is empty for a failed file)."""
+    """Score every file of ``dataset`` with ``network``; ``on_done(item, frame_scores)``
+    is called once per file, in input order (``frame_scores`` is empty for a failed
+    file)."""
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=_pass_through,
-        prefetch_factor=4 if workers else None, persistent_workers=False)
+        prefetch_factor=4 if workers else None, persistent_workers=False,
+        worker_init_fn=_worker_init)
     pending: Deque[_Pending] = deque()
     queued: List[torch.Tensor] = []
     owners: List[_Pending] = []
 
     def forward() -> None:
-        batch = torch.cat(queued).to(device, non_blocking=True)
-        with torch.inference_mode():
-            scores = model(input=batch)['output'].float().flatten().cpu().tolist()
+        scores = network(torch.cat(queued)).cpu().tolist()
         for owner, score in zip(owners, scores):
             owner.scores.append(score)
         queued.clear()

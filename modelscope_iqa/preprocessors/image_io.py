@@ -1,16 +1,22 @@
-"""Decoding every accepted input kind into one form: an RGB ``uint8`` array (H, W, 3).
+"""Decoding every accepted input kind into one form: a ``uint8`` array (H, W, 3) whose
+channel order is stated (:class:`Pixels`); :func:`load_rgb` gives RGB.
 
 Conventions (the same as ModelScope's ``LoadImage``, which the scores are checked against):
 
 - a path or URL is decoded with Pillow, its EXIF orientation applied, converted to RGB
-  (alpha dropped, palette and greyscale expanded, 16-bit reduced by Pillow);
+  (alpha dropped, palette and greyscale expanded, 16-bit reduced by Pillow). Local
+  files that OpenCV decodes to the same pixels (complete 8-bit JPEG and PNG files in
+  RGB, RGBA or grey, without EXIF; Pillow reads the header first) are decoded by OpenCV
+  instead, in BGR: about twice as fast for JPEG, and straight into one pixel buffer,
+  which keeps a 48 MP photo's peak memory near its 144 MB of pixels (Pillow makes
+  three copies). ``tests/test_image_io.py`` checks that the pixels are the same;
 - a ``PIL.Image`` is converted to RGB as it is (no EXIF rotation: it was already opened);
 - a numpy array is **BGR** (OpenCV's order): (H, W) and (H, W, 1) are grey, (H, W, 3) is
   BGR, (H, W, 4) is BGRA whose alpha is dropped after resizing (it is carried as a
   fourth channel until then: ModelScope resizes four channels, and OpenCV's
-  four-channel bicubic rounds a few pixels differently from its three-channel one). ``uint8`` is taken as is, ``uint16`` is
-  mapped to 8 bits by ``round(v / 257)``, floats must lie in [0, 1] and are mapped by
-  ``round(v * 255)``.
+  four-channel bicubic rounds a few pixels differently from its three-channel one).
+  ``uint8`` is taken as is, ``uint16`` is mapped to 8 bits by ``round(v / 257)``,
+  floats must lie in [0, 1] and are mapped by ``round(v * 255)``.
 """
 from __future__ import annotations
 
@@ -18,8 +24,10 @@ import io
 import os
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Union
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -30,19 +38,44 @@ ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 URL_SCHEMES = ('http://', 'https://')
 URL_TIMEOUT_S = 30.0
 UINT16_TO_UINT8 = 257.0
+EXIF_ORIENTATION = 0x0112
+# (format, raw mode of the file) that OpenCV's IMREAD_COLOR decodes to Pillow's pixels.
+OPENCV_SAME_PIXELS = frozenset({('JPEG', 'RGB'), ('JPEG', 'L'), ('PNG', 'RGB'),
+                                ('PNG', 'RGBA'), ('PNG', 'L')})
+PNG_SIGNATURE_SIZE = 8
+# How complete files end. OpenCV decodes a truncated file to grey rows without an error,
+# so a file that does not end so is left to Pillow, which refuses it.
+FILE_ENDINGS = {'JPEG': b'\xff\xd9', 'PNG': b'IEND\xae\x42\x60\x82'}
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """Decoded pixels: ``array`` is uint8 (H, W, 3), or (H, W, 4) whose fourth channel is
+    the alpha of a BGRA array (resized with the others, dropped after the crop);
+    ``order`` names the first three channels, ``'RGB'`` or ``'BGR'``."""
+    array: np.ndarray
+    order: str
+
+
+def load_pixels(image: ImageInput) -> Pixels:
+    """Decode ``image`` (see the module docstring)."""
+    if isinstance(image, (str, os.PathLike)):
+        return _decode(os.fspath(image))
+    if isinstance(image, Image.Image):
+        return Pixels(np.asarray(image.convert('RGB')), 'RGB')
+    if isinstance(image, np.ndarray):
+        return Pixels(_bgr_array_to_rgb(image), 'RGB')
+    raise TypeError('expected a path, URL, PIL.Image or numpy array, '
+                    f'got {type(image).__name__}')
 
 
 def load_rgb(image: ImageInput) -> np.ndarray:
     """Decode ``image`` (see the module docstring) to an RGB uint8 array (H, W, 3),
     or (H, W, 4) RGB plus the alpha of a BGRA array, which the caller drops."""
-    if isinstance(image, (str, os.PathLike)):
-        return _decode(os.fspath(image))
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert('RGB'))
-    if isinstance(image, np.ndarray):
-        return _bgr_array_to_rgb(image)
-    raise TypeError('expected a path, URL, PIL.Image or numpy array, '
-                    f'got {type(image).__name__}')
+    pixels = load_pixels(image)
+    if pixels.order == 'RGB':
+        return pixels.array
+    return np.ascontiguousarray(pixels.array[:, :, 2::-1])
 
 
 def describe(image: ImageInput) -> str:
@@ -76,12 +109,53 @@ def _read_source(source: str):
         raise UnreadableImageError(f'{source!r}: cannot open ({exc})') from exc
 
 
-def _decode(source: str) -> np.ndarray:
+def _png_has_exif(stream) -> bool:
+    """Whether a PNG file has an eXIf chunk, found by walking the chunk headers (seeks,
+    no pixel data read). Pillow's ``getexif`` on a PNG decodes the whole image to look
+    for one after the pixel data."""
+    stream.seek(PNG_SIGNATURE_SIZE)
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return False
+        length, kind = int.from_bytes(header[:4], 'big'), header[4:]
+        if kind == b'eXIf':
+            return True
+        if kind == b'IEND':
+            return False
+        stream.seek(length + 4, io.SEEK_CUR)  # data and CRC
+
+
+def _opencv_decodable(opened: Image.Image, stream) -> bool:
+    if len(opened.tile) != 1 or getattr(opened, 'n_frames', 1) != 1:
+        return False
+    raw_mode = opened.tile[0].args  # PNG: 'RGB', 'RGB;16B', ...; JPEG: ('RGB', '')
+    if isinstance(raw_mode, tuple):
+        raw_mode = raw_mode[0]
+    if (opened.format, raw_mode) not in OPENCV_SAME_PIXELS or opened.mode != raw_mode:
+        return False
+    ending = FILE_ENDINGS[opened.format]
+    stream.seek(-len(ending), io.SEEK_END)
+    if stream.read(len(ending)) != ending:
+        return False
+    if opened.format == 'PNG':
+        return not _png_has_exif(stream)
+    return opened.getexif().get(EXIF_ORIENTATION, 1) == 1
+
+
+def _decode(source: str) -> Pixels:
     with _read_source(source) as stream:
         try:
             with Image.open(stream) as opened:
+                if not source.startswith(URL_SCHEMES) and _opencv_decodable(opened, stream):
+                    # decoded straight into our array: imread's own result is a copy
+                    width, height = opened.size
+                    array = cv2.imread(source, np.empty((height, width, 3), np.uint8),
+                                       cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+                    if array is not None and array.size:  # else Pillow reports the fault
+                        return Pixels(array, 'BGR')
                 oriented = ImageOps.exif_transpose(opened)
-                return np.asarray(oriented.convert('RGB'))
+                return Pixels(np.asarray(oriented.convert('RGB')), 'RGB')
         except Image.DecompressionBombError as exc:
             raise UnreadableImageError(
                 f'{source!r}: refused, too many pixels ({exc})') from exc

@@ -1,6 +1,8 @@
 """The ModelScope preprocessor: any accepted image input -> ``{'input': (1, 3, H, W)}``."""
 from typing import Any, Dict, Optional, Sequence
 
+import numpy as np
+
 from modelscope.preprocessors.base import Preprocessor
 from modelscope.preprocessors.builder import PREPROCESSORS
 from modelscope.utils.constant import ModeKeys
@@ -8,10 +10,15 @@ from modelscope.utils.constant import ModeKeys
 from .._modelscope_index import list_in_modelscope_index
 from ..config import PreprocessConfig
 from ..metainfo import PREPROCESSOR_FIELD, Preprocessors
-from .image_io import ImageInput, load_rgb
-from .transforms import to_network_input
+from .image_io import ImageInput, load_pixels
+from .transforms import crop_to_float, network_crop
 
-__all__ = ['ImageQualityAssessmentMosPreprocessor']
+__all__ = ['ImageQualityAssessmentMosPreprocessor', 'crop_image']
+
+
+def crop_image(image: ImageInput, config: PreprocessConfig) -> np.ndarray:
+    """Decode ``image`` and cut the network's uint8 crop (see :func:`network_crop`)."""
+    return network_crop(load_pixels(image), config)
 
 
 @PREPROCESSORS.register_module(PREPROCESSOR_FIELD, module_name=Preprocessors.iqa_mos)
@@ -42,7 +49,7 @@ class ImageQualityAssessmentMosPreprocessor(Preprocessor):
                  interpolation=interpolation, channel_order=channel_order))
 
     def __call__(self, data: ImageInput) -> Dict[str, Any]:
-        return {'input': to_network_input(load_rgb(data), self.config).unsqueeze(0)}
+        return {'input': crop_to_float(crop_image(data, self.config)).unsqueeze(0)}
 
 
 list_in_modelscope_index(PREPROCESSORS, PREPROCESSOR_FIELD, Preprocessors.iqa_mos, __name__)

@@ -1,4 +1,4 @@
-"""From an RGB uint8 array to the network's input tensor, as the hub model was trained:
+"""From decoded pixels to the network's input, as the hub model was trained:
 
 1. a portrait image (taller than wide) uses the landscape sizes transposed;
 2. resize, keeping the aspect ratio, to the smallest size that covers ``resize_size``
@@ -7,6 +7,10 @@
 4. rotate a portrait crop 90 degrees counter-clockwise, so every tensor is landscape
    and a batch can mix orientations;
 5. reorder channels (``BGR`` for the hub model), scale to [0, 1] (no mean/std).
+
+Steps 1-4 and the channel order give :func:`network_crop`, a uint8 array; scoring
+carries that (a quarter of the bytes of floats) and scales it at the network.
+:func:`to_network_input` is the float tensor ModelScope's preprocessor contract asks for.
 """
 import math
 from typing import Tuple
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 
 from ..config import PreprocessConfig
+from .image_io import Pixels
 
 CV2_INTERPOLATION = {'bicubic': cv2.INTER_CUBIC}
 
@@ -32,12 +37,23 @@ def oriented(size: Tuple[int, int], portrait: bool) -> Tuple[int, int]:
     return (size[1], size[0]) if portrait else (size[0], size[1])
 
 
+def is_portrait(height: int, width: int, config: PreprocessConfig) -> bool:
+    """Whether the image's orientation is the transpose of ``resize_size``'s."""
+    resize_h, resize_w = config.resize_size
+    return (width - height) * (resize_w - resize_h) < 0
+
+
+def resized_size(height: int, width: int, config: PreprocessConfig) -> Tuple[int, int]:
+    """The (height, width) that step 2 resizes a (height, width) image to."""
+    portrait = is_portrait(height, width, config)
+    return cover_size(height, width, *oriented(config.resize_size, portrait))
+
+
 def cover_resize(rgb: np.ndarray, config: PreprocessConfig) -> Tuple[np.ndarray, bool]:
     """Steps 1-2: the resized image and whether it is portrait."""
     height, width = rgb.shape[:2]
-    resize_h, resize_w = config.resize_size
-    portrait = (width - height) * (resize_w - resize_h) < 0
-    out_h, out_w = cover_size(height, width, *oriented(config.resize_size, portrait))
+    portrait = is_portrait(height, width, config)
+    out_h, out_w = resized_size(height, width, config)
     resized = cv2.resize(rgb, (out_w, out_h),
                          interpolation=CV2_INTERPOLATION[config.interpolation])
     return resized, portrait
@@ -51,8 +67,26 @@ def crop_to_tensor(crop: np.ndarray, portrait: bool, config: PreprocessConfig,
     if flip:
         crop = crop[:, ::-1]
     crop = crop[:, :, 2::-1] if config.channel_order == 'BGR' else crop[:, :, :3]
-    chw = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)
-    return chw.float().div_(255.0)
+    return crop_to_float(np.ascontiguousarray(crop))
+
+
+def network_crop(pixels: Pixels, config: PreprocessConfig) -> np.ndarray:
+    """Steps 1-4 and the channel order: uint8 (crop_h, crop_w, 3), landscape, channels
+    in ``config.channel_order``, contiguous. A fourth (alpha) channel is resized with
+    the others and dropped after the crop."""
+    resized, portrait = cover_resize(pixels.array, config)
+    crop_h, crop_w = oriented(config.crop_size, portrait)
+    top, left = (resized.shape[0] - crop_h) // 2, (resized.shape[1] - crop_w) // 2
+    crop = resized[top:top + crop_h, left:left + crop_w]
+    if portrait:
+        crop = np.rot90(crop)
+    same_order = pixels.order == config.channel_order
+    return np.ascontiguousarray(crop[:, :, :3] if same_order else crop[:, :, 2::-1])
+
+
+def crop_to_float(crop: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
+    return torch.from_numpy(crop).permute(2, 0, 1).float().div_(255.0)
 
 
 def to_network_input(rgb: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
@@ -60,10 +94,7 @@ def to_network_input(rgb: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
 
     A fourth channel (alpha) is resized with the others and dropped after the crop.
     """
-    resized, portrait = cover_resize(rgb, config)
-    crop_h, crop_w = oriented(config.crop_size, portrait)
-    top, left = (resized.shape[0] - crop_h) // 2, (resized.shape[1] - crop_w) // 2
-    return crop_to_tensor(resized[top:top + crop_h, left:left + crop_w], portrait, config)
+    return crop_to_float(network_crop(Pixels(rgb, 'RGB'), config))
 
 
 def to_random_training_input(rgb: np.ndarray, config: PreprocessConfig,

@@ -1,0 +1,75 @@
+"""Decoding: files that OpenCV decodes give exactly Pillow's pixels (ModelScope's
+reference decoder); everything else goes through Pillow, and broken files are refused."""
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from conftest import make_image
+import modelscope_iqa.preprocessors.image_io as image_io
+from modelscope_iqa.errors import UnreadableImageError
+from modelscope_iqa.preprocessors import load_pixels, load_rgb
+
+
+def pillow_rgb(path):
+    with Image.open(path) as opened:
+        return np.asarray(ImageOps.exif_transpose(opened).convert('RGB'))
+
+
+def _rgb(seed=0, size=(123, 157)):
+    return make_image(*size, seed=seed)
+
+
+def _with_exif_orientation(image, path, orientation):
+    exif = Image.Exif()
+    exif[image_io.EXIF_ORIENTATION] = orientation
+    image.save(path, exif=exif, quality=90)
+
+
+CASES = {
+    # name: (writer, decoded by OpenCV)
+    'rgb.jpg': (lambda p: Image.fromarray(_rgb()).save(p, quality=85), True),
+    'progressive.jpg': (lambda p: Image.fromarray(_rgb(1)).save(p, progressive=True), True),
+    'subsampled_444.jpg': (lambda p: Image.fromarray(_rgb(2)).save(p, subsampling=0), True),
+    'grey.jpg': (lambda p: Image.fromarray(_rgb(3)[:, :, 0]).save(p), True),
+    'rgb.png': (lambda p: Image.fromarray(_rgb(4)).save(p), True),
+    'rgba.png': (lambda p: Image.fromarray(
+        np.dstack([_rgb(5), _rgb(6)[:, :, 0]])).save(p), True),
+    'grey.png': (lambda p: Image.fromarray(_rgb(7)[:, :, 1]).save(p), True),
+    'palette.png': (lambda p: Image.fromarray(_rgb(8)).convert('P').save(p), False),
+    'rgb16.png': (lambda p: Image.fromarray(
+        (_rgb(9)[:, :, 0].astype(np.uint16) * 257)).save(p), False),
+    'cmyk.jpg': (lambda p: Image.fromarray(_rgb(10)).convert('CMYK').save(p), False),
+    'rotated.jpg': (lambda p: _with_exif_orientation(Image.fromarray(_rgb(11)), p, 6), False),
+    'exif_upright.jpg': (lambda p: _with_exif_orientation(Image.fromarray(_rgb(12)), p, 1),
+                         True),
+    'exif.png': (lambda p: _with_exif_orientation(Image.fromarray(_rgb(13)), p, 8), False),
+    'trailing_bytes.jpg': (lambda p: (Image.fromarray(_rgb(14)).save(p),
+                                      open(p, 'ab').write(b'\0' * 7)), False),
+    'webp.webp': (lambda p: Image.fromarray(_rgb(15)).save(p, lossless=True), False),
+}
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_decoded_pixels_equal_pillows(name, tmp_path, monkeypatch):
+    writer, by_opencv = CASES[name]
+    path = str(tmp_path / name)
+    writer(path)
+    calls = []
+    imread = image_io.cv2.imread
+    monkeypatch.setattr(image_io.cv2, 'imread',
+                        lambda *args: calls.append(args[0]) or imread(*args))
+    pixels = load_pixels(path)
+    assert (pixels.order == 'BGR') == by_opencv == bool(calls)
+    np.testing.assert_array_equal(load_rgb(path), pillow_rgb(path))
+
+
+@pytest.mark.parametrize('name', ['rgb.jpg', 'rgb.png', 'progressive.jpg'])
+@pytest.mark.parametrize('keep', [0.3, 0.9])
+def test_truncated_files_are_refused(name, keep, tmp_path):
+    whole = tmp_path / f'whole_{name}'
+    CASES[name][0](str(whole))
+    data = whole.read_bytes()
+    cut = tmp_path / name
+    cut.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(UnreadableImageError, match=name):
+        load_rgb(str(cut))
