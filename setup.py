@@ -49,7 +49,7 @@ setup(
     ],
     entry_points={'console_scripts': ['modelscope-iqa = modelscope_iqa.cli.main:main']},
     extras_require={
-        'test': ['pytest>=7'],
+        'test': ['pytest>=7', 'hypothesis>=6,<7'],
         # scripts/build_default_model.py: the BRISQUE baseline of its report
         'train': ['brisque==0.2.0', 'scikit-image'],
     },

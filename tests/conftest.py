@@ -149,6 +149,15 @@ def trained_our_model_dir(tmp_path_factory, trained_weights) -> Path:
 
 
 @pytest.fixture(scope='session')
+def small_model_dir(tmp_path_factory, trained_weights) -> Path:
+    """Trained weights with small resize and crop sizes: fast enough to score hundreds
+    of inputs in a test."""
+    configuration = json.loads(CONFIGURATION_FILE.read_text())
+    configuration['preprocessor'].update(resize_size=[96, 160], crop_size=[64, 128])
+    return _model_dir(tmp_path_factory.mktemp('small_model'), configuration, trained_weights)
+
+
+@pytest.fixture(scope='session')
 def image_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp('images')
     paths = []

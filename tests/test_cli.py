@@ -158,7 +158,7 @@ def test_evaluate_prints_metrics_and_writes_a_report(labelled, our_model_dir, tm
     # the same numbers as the trainer flow in Python
     from modelscope_iqa.cli.evaluate import load_labels, run_evaluation
     from modelscope_iqa.config import DatasetConfig
-    rows, _ = load_labels(str(labelled / 'labels.csv'), DatasetConfig.from_mapping())
+    rows, _, _ = load_labels(str(labelled / 'labels.csv'), DatasetConfig.from_mapping())
     expected, _, _ = run_evaluation(str(our_model_dir), rows, 1, 0, 'cpu')
     assert metrics == pytest.approx(expected)
 

@@ -194,23 +194,16 @@ RSS_PROBE = textwrap.dedent('''
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
-def test_rss_stays_flat_over_1000_images(tmp_path, trained_weights):
+def test_rss_stays_flat_over_1000_images(tmp_path, small_model_dir):
     """Small crops keep this fast; every step of scoring (decoding files, preprocessing,
     the forward) runs 1,000 times."""
-    import shutil
-    configuration = json.loads((DEFAULT_MODEL_DIR / 'configuration.json').read_text())
-    configuration['preprocessor'].update(resize_size=[96, 160], crop_size=[64, 128])
-    model_dir = tmp_path / 'small_model'
-    model_dir.mkdir()
-    (model_dir / 'configuration.json').write_text(json.dumps(configuration))
-    shutil.copy(trained_weights, model_dir / 'pytorch_model.pt')
     paths = []
     for i, (suffix, size) in enumerate([('.jpg', (200, 300)), ('.png', (300, 200)),
                                         ('.webp', (120, 160))]):
         path = tmp_path / f'image{i}{suffix}'
         Image.fromarray(make_image(*size, seed=60 + i)).save(path)
         paths.append(str(path))
-    result = subprocess.run([sys.executable, '-c', RSS_PROBE, str(model_dir), *paths],
+    result = subprocess.run([sys.executable, '-c', RSS_PROBE, str(small_model_dir), *paths],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     after_200, after_1000 = json.loads(result.stdout.strip().splitlines()[-1])

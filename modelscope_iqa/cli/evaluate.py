@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import math
 import os
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -17,9 +18,38 @@ from ..errors import DatasetError
 from ..hub import CONFIGURATION_NAME
 
 
-def load_labels(data: str, config: DatasetConfig) -> Tuple[List[Dict[str, object]], str]:
+MAX_LISTED_BAD_ROWS = 20
+
+
+def _row_problem(row: Dict[str, str], config: DatasetConfig,
+                 seen: Dict[str, int]) -> Optional[str]:
+    image = row[config.image_column]
+    raw_mos = (row.get(config.mos_column) or '').strip()
+    if not raw_mos:
+        return 'MOS is missing'
+    try:
+        mos = float(raw_mos)
+    except ValueError:
+        return f'MOS {raw_mos!r} is not a number'
+    if not math.isfinite(mos):
+        return f'MOS {raw_mos!r} is not a finite number'
+    if not os.path.isfile(image):
+        return f'{image!r}: no such file'
+    if image in seen:
+        return f'{image!r}: duplicate of line {seen[image]}'
+    return None
+
+
+def load_labels(data: str, config: DatasetConfig, skip_bad: bool = False
+                ) -> Tuple[List[Dict[str, object]], str, List[str]]:
     """Rows of a CSV (or of the one CSV inside a folder) with image paths made absolute
-    (relative paths are relative to the CSV). Returns the rows and the CSV's path."""
+    (relative paths are relative to the CSV). Returns the rows, the CSV's path, and the
+    bad rows left out (``skip_bad``), each described with its line number.
+
+    A row is bad when its MOS is missing, not a number or not finite, its image file
+    does not exist, or it repeats an earlier row's image. Without ``skip_bad`` any bad
+    row raises :class:`DatasetError` listing them.
+    """
     csv_path = data
     if os.path.isdir(data):
         candidates = sorted(glob.glob(os.path.join(data, '*.csv')))
@@ -30,20 +60,32 @@ def load_labels(data: str, config: DatasetConfig) -> Tuple[List[Dict[str, object
     if not os.path.isfile(csv_path):
         raise DatasetError(f'{csv_path!r}: no such file')
     base = os.path.dirname(os.path.abspath(csv_path))
+    rows, bad, seen = [], [], {}
     with open(csv_path, newline='', encoding='utf-8') as f:
         reader = csv.DictReader(f)
         missing = {config.image_column, config.mos_column} - set(reader.fieldnames or ())
         if missing:
             raise DatasetError(f'{csv_path!r}: missing column(s) {sorted(missing)}; '
                                f'found {reader.fieldnames}')
-        rows = []
         for row in reader:
+            line = reader.line_num
             row = dict(row)
-            row[config.image_column] = os.path.join(base, row[config.image_column])
-            rows.append(row)
+            row[config.image_column] = os.path.join(base, row[config.image_column] or '')
+            problem = _row_problem(row, config, seen)
+            if problem is None:
+                seen[row[config.image_column]] = line
+                rows.append(row)
+            else:
+                bad.append(f'line {line}: {problem}')
+    if bad and not skip_bad:
+        listed = '\n  '.join(bad[:MAX_LISTED_BAD_ROWS])
+        more = f'\n  ... and {len(bad) - MAX_LISTED_BAD_ROWS} more' \
+            if len(bad) > MAX_LISTED_BAD_ROWS else ''
+        raise DatasetError(f'{csv_path!r}: {len(bad)} bad row(s) (--skip-bad leaves them '
+                           f'out):\n  {listed}{more}')
     if not rows:
-        raise DatasetError(f'{csv_path!r}: no rows')
-    return rows, csv_path
+        raise DatasetError(f'{csv_path!r}: no usable rows')
+    return rows, csv_path, bad
 
 
 class _PredictionCollector:
@@ -80,7 +122,7 @@ def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: 
 
 
 def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_config,
-                 preds: List[float]) -> None:
+                 preds: List[float], skipped: Optional[List[str]] = None) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -88,6 +130,9 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
     os.makedirs(report_dir, exist_ok=True)
     with open(os.path.join(report_dir, 'metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=2)
+    if skipped:
+        with open(os.path.join(report_dir, 'skipped.txt'), 'w') as f:
+            f.write(''.join(f'{problem}\n' for problem in skipped))
     targets = [float(r[dataset_config.mos_column]) * dataset_config.mos_scale for r in rows]
     with open(os.path.join(report_dir, 'predictions.csv'), 'w', newline='') as f:
         writer = csv.writer(f)

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from typing import List, Optional
@@ -16,6 +17,7 @@ from ..models.inference import EXACT_PRECISION, PRECISION_DTYPES
 LOG = logging.getLogger('modelscope_iqa.cli')
 
 EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by a signal (128 + SIGINT)
 CUDA_BATCH_SIZE = 8
 SCORE_FIELDS = ['path', 'score', 'error', 'frames']
 PER_FRAME_FIELDS = SCORE_FIELDS + ['frame']
@@ -106,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help='model folder or hub id; default: the embedded default model')
     evaluate.add_argument('--report', default=None, metavar='DIR',
                           help='write metrics.json, predictions.csv and scatter.png here')
+    evaluate.add_argument('--skip-bad', action='store_true',
+                          help='leave out rows with a missing image, a missing or '
+                          'non-numeric MOS, or a repeated image (listed on stderr and '
+                          'in the report\'s skipped.txt) instead of refusing the data')
     evaluate.add_argument('--batch-size', type=_positive_int, default=4)
     evaluate.add_argument('--workers', type=_non_negative_int, default=0)
     evaluate.add_argument('--device', default='cpu')
@@ -254,14 +260,22 @@ def run_evaluate(args) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         our_dir = _our_model_dir(model_dir, scratch)
         dataset_config = DatasetConfig.from_mapping(read_model_config(our_dir).get('dataset'))
-        rows, _ = load_labels(args.data, dataset_config)
+        rows, _, skipped = load_labels(args.data, dataset_config, args.skip_bad)
+        for problem in skipped:
+            LOG.warning('skipped %s', problem)
         metrics, preds, _ = run_evaluation(our_dir, rows, args.batch_size, args.workers,
                                            str(device))
     if ranks.is_main:
         print(json.dumps(metrics))
         if args.report:
-            write_report(args.report, metrics, rows, dataset_config, preds)
+            write_report(args.report, metrics, rows, dataset_config, preds, skipped)
     return EXIT_OK
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C (closing files, stopping workers) instead of killing
+    the process where it stands."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -269,11 +283,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s', stream=sys.stderr)
     from .. import distributed, errors
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return args.func(args)
     except errors.IqaError as exc:
         print(f'modelscope-iqa: error: {exc}', file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # SIGINT, or SIGTERM through _exit_on_sigterm: every finished row is written
+        # and flushed, and the output files were closed on the way out.
+        print('modelscope-iqa: interrupted; run again with --resume to finish',
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         distributed.teardown()
 

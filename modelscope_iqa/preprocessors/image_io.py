@@ -24,6 +24,7 @@ import io
 import os
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from typing import Union
 
@@ -144,7 +145,10 @@ def _opencv_decodable(opened: Image.Image, stream) -> bool:
 
 
 def _decode(source: str) -> Pixels:
-    with _read_source(source) as stream:
+    with _read_source(source) as stream, warnings.catch_warnings():
+        # Pillow only warns between its limit and twice it; above the limit is refused
+        # here, from the header, before any pixel memory is allocated.
+        warnings.simplefilter('error', Image.DecompressionBombWarning)
         try:
             with Image.open(stream) as opened:
                 if not source.startswith(URL_SCHEMES) and _opencv_decodable(opened, stream):
@@ -156,15 +160,21 @@ def _decode(source: str) -> Pixels:
                         return Pixels(array, 'BGR')
                 oriented = ImageOps.exif_transpose(opened)
                 return Pixels(np.asarray(oriented.convert('RGB')), 'RGB')
-        except Image.DecompressionBombError as exc:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise UnreadableImageError(
-                f'{source!r}: refused, too many pixels ({exc})') from exc
+                f'{source!r}: refused, more pixels than the decompression-bomb limit '
+                f'of {Image.MAX_IMAGE_PIXELS} ({exc})') from exc
         except UnidentifiedImageError as exc:
             raise UnreadableImageError(
                 f'{source!r}: not a recognised image format') from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             # Pillow reports truncated or corrupt data with these types.
             raise UnreadableImageError(f'{source!r}: corrupt image ({exc})') from exc
+        except MemoryError as exc:
+            raise UnreadableImageError(f'{source!r}: too large to decode') from exc
+        except Exception as exc:  # a decoder's bug on hostile bytes is still a bad input
+            raise UnreadableImageError(
+                f'{source!r}: cannot decode ({type(exc).__name__}: {exc})') from exc
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
