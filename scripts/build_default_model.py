@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys

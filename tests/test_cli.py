@@ -1,7 +1,6 @@
 """`modelscope-iqa` driven as a user would, in a subprocess."""
 import csv
 import json
-import shutil
 import subprocess
 import sys
 

@@ -2,7 +2,6 @@
 import csv
 
 import datasets
-import numpy as np
 import pytest
 import torch
 from modelscope.msdatasets import MsDataset

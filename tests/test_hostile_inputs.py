@@ -3,7 +3,6 @@ equivalent, every refused one raises an InputError naming it (the CLI records a 
 goes on), random bytes and arrays never escape as other exceptions, evaluation data is
 validated, and a killed run resumes without loss or duplicates."""
 import csv
-import io
 import os
 import signal
 import struct

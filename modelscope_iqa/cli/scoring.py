@@ -66,9 +66,7 @@ def _pass_through(item):
 def _worker_init(_worker_id: int) -> None:
     """Decoding workers run one thread each, at the lowest CPU priority: the forward
     keeps the cores while it runs, and the workers decode ahead whenever it waits."""
-    nice = int(os.environ.get('IQA_WORKER_NICE', WORKER_NICENESS))
-    if nice:
-        os.nice(nice)
+    os.nice(WORKER_NICENESS)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
