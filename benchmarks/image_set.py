@@ -20,10 +20,18 @@ SIZES = [(1280, 720), (1920, 1080), (2560, 1440), (4032, 3024), (3840, 2160),
 GRAIN_SIGMA = 3.0
 
 
+def grained_resize(rgb: np.ndarray, size, rng: np.random.Generator) -> np.ndarray:
+    """``rgb`` resized (bicubic) to ``size`` (width, height) with fine Gaussian grain."""
+    image = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+    grain = rng.normal(0.0, GRAIN_SIGMA, image.shape)
+    return np.clip(image + grain, 0, 255).astype(np.uint8)
+
+
 def build_image_set(folder: str, count: int = 24, seed: int = 0) -> List[str]:
     """Write ``count`` images to ``folder`` (kept if already there) and return their paths.
-    Image i has size ``SIZES[i % 8]``, is portrait for every other block of 8... and a
-    PNG for every third; its degradation cycles through the families and severities."""
+    Image i has size ``SIZES[i % 8]``; it is portrait in the second block of 8 and when
+    i % 4 == 3, a PNG when i % 3 == 0; its degradation cycles through the families and
+    severities 0-4."""
     os.makedirs(folder, exist_ok=True)
     base = np.asarray(Image.open(SOURCE).convert('RGB'))
     families = sorted(FAMILIES)
@@ -40,9 +48,7 @@ def build_image_set(folder: str, count: int = 24, seed: int = 0) -> List[str]:
         rng = np.random.default_rng(seed + i)
         family, severity = families[i % len(families)], float(i % 5)
         degraded = FAMILIES[family](base, severity, rng) if severity else base
-        image = cv2.resize(degraded, (width, height), interpolation=cv2.INTER_CUBIC)
-        grain = rng.normal(0.0, GRAIN_SIGMA, image.shape)
-        image = np.clip(image + grain, 0, 255).astype(np.uint8)
+        image = grained_resize(degraded, (width, height), rng)
         if portrait:
             image = np.ascontiguousarray(np.rot90(image))
         options = {'compress_level': 1} if suffix == '.png' else {'quality': 90}

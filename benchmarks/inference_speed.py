@@ -68,6 +68,13 @@ def _peak_rss_mb() -> float:
     raise RuntimeError('no VmHWM in /proc/self/status')
 
 
+def _pipeline(model_dir: str):
+    """Our pipeline on CPU (``model_dir``'s configuration names it)."""
+    from modelscope.pipelines import pipeline
+    from modelscope.utils.constant import Tasks
+    return pipeline(Tasks.image_quality_assessment_mos, model=model_dir, device='cpu')
+
+
 def _builtin_pipeline(model_dir: str):
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
@@ -78,26 +85,27 @@ def _builtin_pipeline(model_dir: str):
     return pipeline(Tasks.image_quality_assessment_mos, model=folder, device='cpu')
 
 
-def _forward_seconds(network, dtype_name: str) -> float:
-    """Seconds per image of the network forward alone (batch of one 720x1280 crop)."""
-    import torch
-    crop = torch.randint(0, 256, (1, 720, 1280, 3), dtype=torch.uint8)
-    network(crop)
+def _seconds_per_call(call) -> float:
+    """Mean seconds of ``call()`` over FORWARD_REPEATS calls, after one warm-up call."""
+    call()
     start = time.perf_counter()
     for _ in range(FORWARD_REPEATS):
-        network(crop)
+        call()
     return (time.perf_counter() - start) / FORWARD_REPEATS
+
+
+def _forward_seconds(network) -> float:
+    """Seconds per image of our network forward alone (one 720x1280 crop)."""
+    import torch
+    crop = torch.randint(0, 256, (1, 720, 1280, 3), dtype=torch.uint8)
+    return _seconds_per_call(lambda: network(crop))
 
 
 def _builtin_forward_seconds(pipe) -> float:
     import torch
     batch = torch.rand(1, 3, 720, 1280)
     with torch.no_grad():
-        pipe.model.forward({'input': batch})
-        start = time.perf_counter()
-        for _ in range(FORWARD_REPEATS):
-            pipe.model.forward({'input': batch})
-    return (time.perf_counter() - start) / FORWARD_REPEATS
+        return _seconds_per_call(lambda: pipe.model.forward({'input': batch}))
 
 
 def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
@@ -112,11 +120,9 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         result['forward_s'] = _builtin_forward_seconds(pipe)
         score_all = (lambda: [pipe(p)['score'] for p in paths])  # noqa: E731
     elif way == 'exact-pipeline':
-        from modelscope.pipelines import pipeline
-        from modelscope.utils.constant import Tasks
-        pipe = pipeline(Tasks.image_quality_assessment_mos, model=model_dir, device='cpu')
+        pipe = _pipeline(model_dir)
         pipe(paths[0])
-        result['forward_s'] = _forward_seconds(pipe.inference_network, 'fp32')
+        result['forward_s'] = _forward_seconds(pipe.inference_network)
         score_all = (lambda: [pipe(p)['score'] for p in paths])  # noqa: E731
     else:
         from modelscope_iqa.cli.scoring import ScoringInputs, score_files
@@ -128,7 +134,7 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         start = time.perf_counter()
         network = InferenceNetwork(model.network, precision, 'cpu', config)
         result['prepare_s'] = time.perf_counter() - start
-        result['forward_s'] = _forward_seconds(network, precision)
+        result['forward_s'] = _forward_seconds(network)
 
         def score_all() -> List[float]:
             scores: List[float] = []
@@ -152,10 +158,7 @@ def run_memory_child(way: str, big_jpeg: str, warm_image: str) -> Dict[str, obje
     if way == 'builtin':
         pipe = _builtin_pipeline(str(DEFAULT_MODEL_DIR))
     else:
-        from modelscope.pipelines import pipeline
-        from modelscope.utils.constant import Tasks
-        pipe = pipeline(Tasks.image_quality_assessment_mos, model=str(DEFAULT_MODEL_DIR),
-                        device='cpu')
+        pipe = _pipeline(str(DEFAULT_MODEL_DIR))
     pipe(warm_image)  # the first forward's one-time allocations are not the image's
     idle = _rss_mb()
     _reset_peak_rss()
@@ -222,17 +225,14 @@ def _child(args: List[str]) -> Dict[str, object]:
 
 
 def make_big_jpeg(folder: str) -> str:
-    import cv2
     from PIL import Image
 
-    from image_set import GRAIN_SIGMA, SOURCE
+    from image_set import SOURCE, grained_resize
     path = os.path.join(folder, 'big_8000x6000.jpg')
     if not os.path.exists(path):
-        rng = np.random.default_rng(0)
-        base = cv2.resize(np.asarray(Image.open(SOURCE).convert('RGB')), BIG_JPEG_SIZE,
-                          interpolation=cv2.INTER_CUBIC)
-        grain = rng.normal(0.0, GRAIN_SIGMA, base.shape)
-        Image.fromarray(np.clip(base + grain, 0, 255).astype(np.uint8)).save(path, quality=90)
+        source = np.asarray(Image.open(SOURCE).convert('RGB'))
+        image = grained_resize(source, BIG_JPEG_SIZE, np.random.default_rng(0))
+        Image.fromarray(image).save(path, quality=90)
     return path
 
 

@@ -105,26 +105,24 @@ def reference_weights(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope='session')
-def builtin_model_dir(tmp_path_factory, reference_weights) -> Path:
-    folder = tmp_path_factory.mktemp('builtin_model')
-    (folder / 'configuration.json').write_text(json.dumps(BUILTIN_CONFIGURATION))
-    shutil.copy(reference_weights, folder / 'pytorch_model.pt')
-    return folder
-
-
-@pytest.fixture(scope='session')
-def our_model_dir(tmp_path_factory, reference_weights) -> Path:
-    folder = tmp_path_factory.mktemp('our_model')
-    shutil.copy(CONFIGURATION_FILE, folder / 'configuration.json')
-    shutil.copy(reference_weights, folder / 'pytorch_model.pt')
-    return folder
 
 
 def _model_dir(folder: Path, configuration: dict, weights: Path) -> Path:
     (folder / 'configuration.json').write_text(json.dumps(configuration))
     shutil.copy(weights, folder / WEIGHTS_FILE)
     return folder
+
+
+@pytest.fixture(scope='session')
+def builtin_model_dir(tmp_path_factory, reference_weights) -> Path:
+    return _model_dir(tmp_path_factory.mktemp('builtin_model'), BUILTIN_CONFIGURATION,
+                      reference_weights)
+
+
+@pytest.fixture(scope='session')
+def our_model_dir(tmp_path_factory, reference_weights) -> Path:
+    return _model_dir(tmp_path_factory.mktemp('our_model'),
+                      json.loads(CONFIGURATION_FILE.read_text()), reference_weights)
 
 
 @pytest.fixture(scope='session')

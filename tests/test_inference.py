@@ -106,8 +106,8 @@ def test_int8_stays_within_the_fast_bound(quality_range):
 
 
 def test_int8_cli_with_decoding_workers(tmp_path):
-    """Calibration decodes images in the main process; OpenCV's thread pool would then
-    hang the forked decoding workers (it did, before calibration kept to one thread)."""
+    """Calibration decodes images in the main process; OpenCV's thread pool then hung
+    the forked decoding workers, until workers were forked with OpenCV single-threaded."""
     output = tmp_path / 'scores.csv'
     result = subprocess.run(
         [sys.executable, '-m', 'modelscope_iqa', 'score', str(SAMPLE.parent), '--precision',
@@ -130,16 +130,19 @@ def test_precisions_are_checked():
                  precision='fp16', device='cpu')
 
 
-MEMORY_PROBE = textwrap.dedent('''
-    import json, sys
+# What both probes (run in a fresh interpreter) start with.
+PROBE_PREAMBLE = textwrap.dedent('''
+    import json, os, sys
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
-    import modelscope_iqa
+    import modelscope_iqa  # registers our pipeline
 
     def rss_mb():
         with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * 4096 / 1e6
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1e6
+''')
 
+MEMORY_PROBE = PROBE_PREAMBLE + textwrap.dedent('''
     def peak_mb():
         with open('/proc/self/status') as f:
             return next(int(l.split()[1]) / 1e3 for l in f if l.startswith('VmHWM:'))
@@ -172,16 +175,7 @@ def test_a_48_megapixel_jpeg_stays_within_250_mb(tmp_path):
     assert measured['peak'] - measured['idle'] <= BIG_JPEG_PEAK_MB
 
 
-RSS_PROBE = textwrap.dedent('''
-    import json, sys
-    from modelscope.pipelines import pipeline
-    from modelscope.utils.constant import Tasks
-    import modelscope_iqa  # registers our pipeline
-
-    def rss_mb():
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * 4096 / 1e6
-
+RSS_PROBE = PROBE_PREAMBLE + textwrap.dedent('''
     scorer = pipeline(Tasks.image_quality_assessment_mos, model=sys.argv[1], device='cpu')
     paths = sys.argv[2:]
     rss = []

@@ -135,21 +135,15 @@ def _recover_leftover_parts(output: str, inputs: List[str], resume: bool,
     rows are appended to ``output`` (inputs already there are not repeated); without, a
     fresh run discards them. Every rank takes part (the parts may lie on its machine)."""
     from .. import distributed
-    from .rank_outputs import (complete_groups, in_input_order, leftover_parts, read_part,
-                               remove_quietly)
-    from .results import ResultWriter, completed_inputs, read_rows
+    from .rank_outputs import append_in_input_order, leftover_parts, read_part, remove_quietly
+    from .results import completed_inputs, read_rows
     parts = leftover_parts(output)
     found = distributed.all_gather([row for part in parts for row in read_part(part, output)])
     if resume and distributed.current().is_main and any(found):
-        groups = complete_groups(row for rows in found for row in rows)
-        done = completed_inputs(read_rows(output))
-        recovered = in_input_order(
-            {path: group for path, group in groups.items() if path not in done}, inputs)
-        writer = ResultWriter(output, fields, append=True)
-        for row in recovered:
-            writer.write(row)
-        writer.close()
-        LOG.info('resume: recovered %d rows from %d part files', len(recovered), len(parts))
+        recovered = append_in_input_order(
+            output, fields, (row for rows in found for row in rows), inputs,
+            skip=completed_inputs(read_rows(output)))
+        LOG.info('resume: recovered %d rows from %d part files', recovered, len(parts))
     distributed.barrier()
     remove_quietly(parts)
     distributed.barrier()
@@ -160,7 +154,7 @@ def run_score(args) -> int:
     from ..models import InferenceNetwork
     from ..pipelines import load_model, preprocessor_for
     from .inputs import expand_inputs
-    from .rank_outputs import complete_groups, in_input_order, part_path, read_part
+    from .rank_outputs import append_in_input_order, part_path, read_part
     from .results import ResultWriter, completed_inputs, read_rows
     from .scoring import ScoringInputs, score_files
 
@@ -171,13 +165,12 @@ def run_score(args) -> int:
         raise SystemExit('modelscope-iqa: error: several processes (torchrun) need --output')
     ranks = distributed.setup(device)
     model = load_model(args.model or _default_model())
+    preprocess = preprocessor_for(model.model_dir).config
     try:
-        network = InferenceNetwork(model.network, args.precision, device,
-                                   preprocessor_for(model.model_dir).config)
+        network = InferenceNetwork(model.network, args.precision, device, preprocess)
     except ValueError as exc:
         raise SystemExit(f'modelscope-iqa: error: --precision: {exc}') from None
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
-    preprocess = preprocessor_for(model.model_dir).config
     inputs = distributed.broadcast_from_main(
         expand_inputs(args.paths) if ranks.is_main else None)
     fields = PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS
@@ -224,10 +217,8 @@ def run_score(args) -> int:
         failures = sum(distributed.all_gather(failures))
         parts = distributed.all_gather(read_part(target, args.output))
         if ranks.is_main:
-            merged = ResultWriter(args.output, fields, append=True)
-            for row in in_input_order(complete_groups(r for rows in parts for r in rows), todo):
-                merged.write(row)
-            merged.close()
+            append_in_input_order(args.output, fields, (r for rows in parts for r in rows),
+                                  todo)
         distributed.barrier()
         os.remove(target)
     return EXIT_INPUT_FAILED if failures else EXIT_OK

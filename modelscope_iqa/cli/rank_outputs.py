@@ -12,7 +12,7 @@ import glob
 import os
 from typing import Dict, Iterable, List, Sequence
 
-from .results import read_rows
+from .results import ResultWriter, read_rows
 
 PART_SUFFIX = '.part'
 
@@ -55,6 +55,22 @@ def in_input_order(groups: Dict[str, List[Row]], inputs: Sequence[str]) -> List[
     position = {path: i for i, path in enumerate(inputs)}
     ordered = sorted(groups, key=lambda path: position.get(path, len(position)))
     return [row for path in ordered for row in groups[path]]
+
+
+def append_in_input_order(output: str, fields: Sequence[str], rows: Iterable[Row],
+                          inputs: Sequence[str], skip: Iterable[str] = ()) -> int:
+    """Append to ``output`` the complete row groups among ``rows`` (see
+    :func:`complete_groups`), inputs in the order of ``inputs``, leaving out the inputs
+    in ``skip``. Returns the number of rows written."""
+    skip = set(skip)
+    groups = {path: group for path, group in complete_groups(rows).items()
+              if path not in skip}
+    writer = ResultWriter(output, fields, append=True)
+    ordered = in_input_order(groups, inputs)
+    for row in ordered:
+        writer.write(row)
+    writer.close()
+    return len(ordered)
 
 
 def remove_quietly(paths: Iterable[str]) -> None:

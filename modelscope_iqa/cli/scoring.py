@@ -3,11 +3,12 @@ batched network forwards in the main process; rows are written in input order as
 as each file is done."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional
+from typing import Callable, Deque, Dict, Iterator, List, Optional
 
 import cv2
 import numpy as np
@@ -63,6 +64,19 @@ def _pass_through(item):
     return item
 
 
+@contextlib.contextmanager
+def _fork_safe_opencv() -> Iterator[None]:
+    """OpenCV's thread pool does not survive fork(): a process that has used it (int8
+    calibration decodes and resizes here, a caller may have scored images) hangs the
+    decoding workers it forks. Forking while OpenCV is single-threaded is safe."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def _worker_init(_worker_id: int) -> None:
     """Decoding workers run one thread each, at the lowest CPU priority: the forward
     keeps the cores while it runs, and the workers decode ahead whenever it waits."""
@@ -108,7 +122,9 @@ def score_files(network: InferenceNetwork, dataset: ScoringInputs, batch_size: i
             finished = pending.popleft()
             on_done(finished.item, finished.scores)
 
-    for item in loader:
+    with _fork_safe_opencv():
+        items = iter(loader)  # forks the workers
+    for item in items:
         entry = _Pending(item)
         pending.append(entry)
         tensors = item['tensors']

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..config import PreprocessConfig
-from .network import IqaMosNet
+from .network import IqaMosNet, ResNet18Trunk
 from .quantization import quantize_trunk
 
 EXACT_PRECISION = 'fp32'
@@ -50,15 +50,14 @@ def check_precision(precision: str, device: torch.device) -> None:
                          "or 'bf16' for speed)")
 
 
-def fold_batch_norms(network: IqaMosNet) -> IqaMosNet:
-    """A float64 copy of ``network`` (eval mode) whose BatchNorms are folded into the
+def fold_batch_norms(trunk: ResNet18Trunk) -> ResNet18Trunk:
+    """A float64 copy of ``trunk`` (eval mode) whose BatchNorms are folded into the
     convolutions before them; the BatchNorms become identities. Folding in float64
     rounds each folded weight once when the caller casts it down."""
-    folded = copy.deepcopy(network).eval().double()
-    trunk = folded.backbone
-    trunk.conv1 = fuse_conv_bn_eval(trunk.conv1, trunk.bn1)
-    trunk.bn1 = nn.Identity()
-    for stage in (trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4):
+    folded = copy.deepcopy(trunk).eval().double()
+    folded.conv1 = fuse_conv_bn_eval(folded.conv1, folded.bn1)
+    folded.bn1 = nn.Identity()
+    for stage in (folded.layer1, folded.layer2, folded.layer3, folded.layer4):
         for block in stage:
             block.conv1 = fuse_conv_bn_eval(block.conv1, block.bn1)
             block.conv2 = fuse_conv_bn_eval(block.conv2, block.bn2)
@@ -80,14 +79,13 @@ class InferenceNetwork(nn.Module):
         check_precision(precision, self.device)
         self.precision = precision
         self.dtype = PRECISION_DTYPES[precision]
-        folded = fold_batch_norms(network)
         if precision == 'int8':  # calibrated on crops of the configured size
             self.trunk = quantize_trunk(network.backbone,
                                         preprocess or PreprocessConfig.from_mapping())
         else:
-            self.trunk = folded.backbone.to(self.device, self.dtype).to(
+            self.trunk = fold_batch_norms(network.backbone).to(self.device, self.dtype).to(
                 memory_format=torch.channels_last)
-        self.head = folded.head.to(self.device, torch.float32)
+        self.head = copy.deepcopy(network.head).eval().to(self.device, torch.float32)
 
     def _as_input(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, non_blocking=True)

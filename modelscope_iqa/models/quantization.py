@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 from typing import List
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -47,15 +46,8 @@ def quantize_trunk(trunk: nn.Module, config: PreprocessConfig) -> nn.Module:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
     torch.backends.quantized.engine = QUANTIZED_ENGINE
-    # OpenCV's thread pool does not survive fork(): a process that used it hangs the
-    # decoding workers it forks later. Calibration's image work stays on this thread.
-    opencv_threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        crops = [torch.from_numpy(c).permute(2, 0, 1).float().div_(255.0)[None]
-                 for c in calibration_crops(config)]
-    finally:
-        cv2.setNumThreads(opencv_threads)
+    crops = [torch.from_numpy(c).permute(2, 0, 1).float().div_(255.0)[None]
+             for c in calibration_crops(config)]
     with warnings.catch_warnings():  # torch.ao announces its move to torchao
         warnings.simplefilter('ignore')
         prepared = prepare_fx(copy.deepcopy(trunk).float().eval(),

@@ -66,7 +66,6 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
         if preprocessor is None:
             preprocessor = preprocessor_for(model.model_dir)
         super().__init__(model=model, preprocessor=preprocessor, **kwargs)
-        self.precision = precision
         self.inference_network = InferenceNetwork(model.network, precision, self.device,
                                                   getattr(preprocessor, 'config', None))
 

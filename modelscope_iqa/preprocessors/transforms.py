@@ -37,37 +37,34 @@ def oriented(size: Tuple[int, int], portrait: bool) -> Tuple[int, int]:
     return (size[1], size[0]) if portrait else (size[0], size[1])
 
 
-def is_portrait(height: int, width: int, config: PreprocessConfig) -> bool:
-    """Whether the image's orientation is the transpose of ``resize_size``'s."""
-    resize_h, resize_w = config.resize_size
-    return (width - height) * (resize_w - resize_h) < 0
-
-
-def resized_size(height: int, width: int, config: PreprocessConfig) -> Tuple[int, int]:
-    """The (height, width) that step 2 resizes a (height, width) image to."""
-    portrait = is_portrait(height, width, config)
-    return cover_size(height, width, *oriented(config.resize_size, portrait))
-
-
 def cover_resize(rgb: np.ndarray, config: PreprocessConfig) -> Tuple[np.ndarray, bool]:
     """Steps 1-2: the resized image and whether it is portrait."""
     height, width = rgb.shape[:2]
-    portrait = is_portrait(height, width, config)
-    out_h, out_w = resized_size(height, width, config)
+    resize_h, resize_w = config.resize_size
+    portrait = (width - height) * (resize_w - resize_h) < 0
+    out_h, out_w = cover_size(height, width, *oriented(config.resize_size, portrait))
     resized = cv2.resize(rgb, (out_w, out_h),
                          interpolation=CV2_INTERPOLATION[config.interpolation])
     return resized, portrait
 
 
-def crop_to_tensor(crop: np.ndarray, portrait: bool, config: PreprocessConfig,
-                   flip: bool = False) -> torch.Tensor:
-    """Steps 4-5 on an already cut crop; ``flip`` mirrors it left-right (training)."""
+def _landscape_in_order(crop: np.ndarray, portrait: bool, order: str,
+                        config: PreprocessConfig, flip: bool = False) -> np.ndarray:
+    """Step 4 and the channel order on a cut crop whose first three channels are in
+    ``order``: rotated to landscape, mirrored if ``flip``, channels in
+    ``config.channel_order`` (a fourth, alpha, channel dropped), contiguous."""
     if portrait:
         crop = np.rot90(crop)
     if flip:
         crop = crop[:, ::-1]
-    crop = crop[:, :, 2::-1] if config.channel_order == 'BGR' else crop[:, :, :3]
-    return crop_to_float(np.ascontiguousarray(crop))
+    same_order = order == config.channel_order
+    return np.ascontiguousarray(crop[:, :, :3] if same_order else crop[:, :, 2::-1])
+
+
+def crop_to_tensor(crop: np.ndarray, portrait: bool, config: PreprocessConfig,
+                   flip: bool = False) -> torch.Tensor:
+    """Steps 4-5 on an already cut RGB crop; ``flip`` mirrors it left-right (training)."""
+    return crop_to_float(_landscape_in_order(crop, portrait, 'RGB', config, flip))
 
 
 def network_crop(pixels: Pixels, config: PreprocessConfig) -> np.ndarray:
@@ -77,11 +74,8 @@ def network_crop(pixels: Pixels, config: PreprocessConfig) -> np.ndarray:
     resized, portrait = cover_resize(pixels.array, config)
     crop_h, crop_w = oriented(config.crop_size, portrait)
     top, left = (resized.shape[0] - crop_h) // 2, (resized.shape[1] - crop_w) // 2
-    crop = resized[top:top + crop_h, left:left + crop_w]
-    if portrait:
-        crop = np.rot90(crop)
-    same_order = pixels.order == config.channel_order
-    return np.ascontiguousarray(crop[:, :, :3] if same_order else crop[:, :, 2::-1])
+    return _landscape_in_order(resized[top:top + crop_h, left:left + crop_w], portrait,
+                               pixels.order, config)
 
 
 def crop_to_float(crop: np.ndarray) -> torch.Tensor:
