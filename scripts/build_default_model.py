@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -39,29 +40,52 @@ sys.path.insert(0, str(REPO))
 import modelscope_iqa  # noqa: E402  (registers the plugin)
 from modelscope_iqa.config import (CONFIGURATION_FILE, DatasetConfig,  # noqa: E402
                                    PreprocessConfig)
+from modelscope_iqa.hub import CONFIGURATION_NAME  # noqa: E402
+from modelscope_iqa.metainfo import Trainers  # noqa: E402
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights  # noqa: E402
+from modelscope_iqa.models.checkpoint import WEIGHTS_FILE  # noqa: E402
 from modelscope_iqa.preprocessors.transforms import cover_size, oriented  # noqa: E402
 from modelscope_iqa.synthetic import (FAMILIES, SyntheticDistortionDataset,  # noqa: E402
-                                      degrade, quality_target)
+                                      SyntheticLadderDataset, dead_leaves, degrade,
+                                      quality_target)
 
 LOG = logging.getLogger('build_default_model')
 
-DEBIAN_PACKAGES = ('plasma-workspace-wallpapers', 'mate-backgrounds', 'gnome-backgrounds')
+DEBIAN_PACKAGES = ('plasma-workspace-wallpapers', 'mate-backgrounds', 'gnome-backgrounds',
+                   'lxqt-themes')
 # The photographs among the packages' wallpapers (the rest are drawings and patterns),
 # as paths under the extracted /usr/share; plasma wallpapers use their largest image.
-# GreenMeadow is left out: at 1280x1024 it would be upscaled 1.5x, itself a
-# resolution loss.
+# gnome-backgrounds holds no photograph. lxqt-themes' wallpapers are LGPL-2.1+.
 MATE_PHOTOS = ['Aqua', 'Blinds', 'Dune', 'FreshFlower', 'Garden', 'LadyBird', 'RainDrops',
                'Storm', 'TwoWings', 'Wood', 'YellowFlower']
 PLASMA_PHOTOS = ['BytheWater', 'ColdRipple', 'ColorfulCups', 'DarkestHour', 'EveningGlow',
                  'FallenLeaf', 'Grey', 'Kite', 'OneStandsOut', 'Path', 'Volna',
                  'summer_1am']
-# Whole photos held out from training, for validation and the report.
-HOLDOUT = ['Dune', 'Wood', 'ColorfulCups', 'EveningGlow', 'Path']
+LXQT_PHOTOS = ['Butterfly-Kenneth-Wimer.jpg', 'Valendas.png', 'after-the-rain.jpg',
+               'appleflower.png', 'beam.png', 'butterfly.png', 'cloud.png', 'drop.png',
+               'flowers.png', 'fog.jpg', 'this-is-not-windows.jpg']
+# Smaller than 1080x1920: trained on (stage 2) at its own scale, never upscaled.
+NATIVE_SCALE_PHOTOS = ['GreenMeadow']
+# Whole photos held out from training (every stage), for validation and the report:
+# two or more from each package that has photographs.
+HOLDOUT = ['Dune', 'Wood', 'ColorfulCups', 'EveningGlow', 'Path', 'flowers', 'Valendas']
+# Stage 1 trained on the mate and plasma photos only.
+STAGE1_PHOTOS = sorted(set(MATE_PHOTOS + PLASMA_PHOTOS) - set(HOLDOUT))
+DEAD_LEAVES_CHARTS = 4
 # Held-out photos whose degraded versions are scored after every training epoch.
 EPOCH_EVAL_PHOTOS = 3
 EPOCH_EVAL_SEVERITIES = (2, 4)
 VALIDATION_SEVERITIES = (1, 2, 3, 4)
+
+# Stage 2's data options; its optimiser, batch, epochs and precision are the training
+# section of configuration.json.
+FINETUNING = {
+    'crop_size': (224, 224),
+    'rungs': 4,
+    'iters_per_epoch': 1000,
+    'scales': (1.0, 0.75, 0.5),
+    'mixture_share': 0.25,
+}
 
 TRAINING = {
     'crop_size': (256, 256),
@@ -79,7 +103,7 @@ def _run(command, cwd=None):
     subprocess.run(command, check=True, cwd=cwd)
 
 
-def fetch_photos(work_dir: Path) -> None:
+def fetch_photos(work_dir: Path, seed: int) -> None:
     debs, root = work_dir / 'debs', work_dir / 'debs' / 'root'
     debs.mkdir(parents=True, exist_ok=True)
     if not list(debs.glob('*.deb')):
@@ -88,10 +112,12 @@ def fetch_photos(work_dir: Path) -> None:
         _run(['dpkg', '-x', str(deb), str(root)])
     share = root / 'usr' / 'share'
     sources = {name: share / 'backgrounds' / 'mate' / 'nature' / f'{name}.jpg'
-               for name in MATE_PHOTOS}
+               for name in MATE_PHOTOS + NATIVE_SCALE_PHOTOS}
     for name in PLASMA_PHOTOS:
         images = list((share / 'wallpapers' / name / 'contents' / 'images').glob('*'))
         sources[name] = max(images, key=lambda p: _pixels(p.stem))
+    for file_name in LXQT_PHOTOS:
+        sources[Path(file_name).stem] = share / 'lxqt' / 'wallpapers' / file_name
     out = work_dir / 'pristine'
     for name, path in sorted(sources.items()):
         split = 'holdout' if name in HOLDOUT else 'train'
@@ -100,6 +126,12 @@ def fetch_photos(work_dir: Path) -> None:
         rgb = _working_scale(modelscope_iqa.preprocessors.load_rgb(str(path)))
         cv2.imwrite(str(target), rgb[:, :, ::-1])
         LOG.info('%s -> %s %s', path.name, target, rgb.shape)
+    config = PreprocessConfig.from_mapping()
+    for index in range(DEAD_LEAVES_CHARTS):
+        chart = dead_leaves(*config.resize_size, np.random.default_rng([seed, index]))
+        target = out / 'train' / f'dead_leaves_{index}.png'
+        cv2.imwrite(str(target), chart[:, :, ::-1])
+        LOG.info('dead-leaves chart -> %s', target)
 
 
 def _pixels(stem: str) -> int:
@@ -112,12 +144,14 @@ def _pixels(stem: str) -> int:
 
 def _working_scale(rgb: np.ndarray) -> np.ndarray:
     """Downscale cleanly (area filter) to cover the preprocessor's resize size, then
-    centre-crop to exactly that size: a pristine image at the network's scale."""
+    centre-crop to exactly that size: a pristine image at the network's scale. A photo
+    smaller than that is kept as it is: upscaling would itself lose resolution."""
     config = PreprocessConfig.from_mapping()
     height, width = oriented(config.resize_size, portrait=rgb.shape[0] > rgb.shape[1])
     out_h, out_w = cover_size(rgb.shape[0], rgb.shape[1], height, width)
-    resized = cv2.resize(rgb, (out_w, out_h),
-                         interpolation=cv2.INTER_AREA if out_h < rgb.shape[0] else cv2.INTER_CUBIC)
+    if out_h > rgb.shape[0]:
+        return rgb
+    resized = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
     top, left = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
     return np.ascontiguousarray(resized[top:top + height, left:left + width])
 
@@ -158,6 +192,16 @@ def _epoch_eval_rows(rows):
             and (r['family'] == 'pristine' or int(r['severity']) in EPOCH_EVAL_SEVERITIES)]
 
 
+def _hooks(best_checkpoint: bool):
+    hooks = [{'type': 'CheckpointHook', 'interval': 1, 'max_checkpoint_num': 2},
+             {'type': 'EvaluationHook', 'interval': 1},
+             {'type': 'TextLoggerHook', 'interval': 20}, {'type': 'IterTimerHook'}]
+    if best_checkpoint:
+        hooks.insert(1, {'type': 'BestCkptSaverHook', 'metric_key': 'srcc', 'rule': 'max',
+                         'max_checkpoint_num': 1})
+    return hooks
+
+
 def train(work_dir: Path, seed: int, overrides=None) -> None:
     from modelscope.trainers import build_trainer
 
@@ -168,7 +212,7 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
         torch.manual_seed(seed)
         save_weights(IqaMosNet(), str(init_dir / 'pytorch_model.pt'))
 
-    photos = sorted(str(p) for p in (work_dir / 'pristine' / 'train').glob('*.png'))
+    photos = [str(work_dir / 'pristine' / 'train' / f'{name}.png') for name in STAGE1_PHOTOS]
     settings = {**TRAINING, **(overrides or {})}
     LOG.info('training settings: %s', settings)
     train_dataset = SyntheticDistortionDataset(
@@ -188,6 +232,8 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
                                   'options': {'by_epoch': True}}
         cfg.evaluation.dataloader = {'batch_size_per_gpu': 1, 'workers_per_gpu': 0,
                                      'shuffle': False}
+        cfg.train.hooks = _hooks(best_checkpoint=True)
+        cfg.model.l1_loss_weight, cfg.model.rank_loss_weight = 1.0, 0.0
         return cfg
 
     trainer = build_trainer(default_args=dict(
@@ -196,17 +242,128 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
     trainer.train()
 
 
-def _family_srcc(rows, scores, sign=1.0):
-    from scipy.stats import spearmanr
-    pristine = [s for r, s in zip(rows, scores) if r['family'] == 'pristine']
-    result = {}
-    for family in sorted(FAMILIES):
-        picked = [(int(r['severity']), s) for r, s in zip(rows, scores) if r['family'] == family]
-        severities = [0] * len(pristine) + [p[0] for p in picked]
-        values = pristine + [p[1] for p in picked]
-        # Quality falls with severity: report SRCC of quality vs. -severity.
-        result[family] = float(spearmanr(values, [-v for v in severities])[0]) * sign
-    return result
+def _stage2_settings(overrides=None) -> dict:
+    """Stage 2's recipe: the training section of configuration.json, plus the ladder
+    data's own options (``FINETUNING``)."""
+    config = json.loads(CONFIGURATION_FILE.read_text())
+    train_cfg = config['train']
+    settings = {
+        'batch_groups': train_cfg['dataloader']['batch_size_per_gpu'],
+        'workers': train_cfg['dataloader']['workers_per_gpu'],
+        'epochs': train_cfg['max_epochs'],
+        'lr': train_cfg['optimizer']['lr'],
+        'precision': config['model']['train_precision'],
+        **FINETUNING,
+    }
+    return {**settings, **(overrides or {})}
+
+
+def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None) -> None:
+    """Stage 2: from the stage-1 weights as shipped (float16), ladders of every family,
+    L1 + pairwise ranking hinge, BatchNorm in training mode, trunk in bf16."""
+    from modelscope.trainers import build_trainer
+
+    init = init or work_dir / 'train' / 'output_best' / WEIGHTS_FILE
+    init_dir = work_dir / 'stage2_init'
+    init_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(CONFIGURATION_FILE, init_dir / CONFIGURATION_NAME)
+    state = _half(read_state_dict(str(init)))
+    torch.save({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+               init_dir / WEIGHTS_FILE)
+
+    settings = _stage2_settings(overrides)
+    LOG.info('stage 2 settings: %s', settings)
+    train_dir = work_dir / 'pristine' / 'train'
+    photos = sorted(str(p) for p in train_dir.glob('*.png'))
+    train_dataset = SyntheticLadderDataset(
+        photos, length=settings['iters_per_epoch'] * settings['batch_groups'],
+        crop_size=settings['crop_size'], rungs=settings['rungs'], seed=seed,
+        scales=settings['scales'], mixture_share=settings['mixture_share'])
+    eval_dataset = modelscope_iqa.ImageQualityAssessmentMosDataset(
+        _epoch_eval_rows(_read_rows(work_dir)))
+
+    def configure(cfg):
+        cfg.model.train_precision = settings['precision']
+        cfg.train.max_epochs = settings['epochs']
+        cfg.train.dataloader.batch_size_per_gpu = settings['batch_groups']
+        cfg.train.dataloader.workers_per_gpu = settings['workers']
+        cfg.train.optimizer.lr = settings['lr']
+        cfg.train.lr_scheduler.T_max = settings['epochs']
+        return cfg
+
+    trainer = build_trainer(name=Trainers.iqa_mos, default_args=dict(
+        model=str(init_dir), train_dataset=train_dataset, eval_dataset=eval_dataset,
+        work_dir=str(work_dir / 'finetune'), cfg_modify_fn=configure, seed=seed))
+    resume = sorted((work_dir / 'finetune').glob('epoch_*.pth'),
+                    key=lambda p: int(p.stem.split('_')[1]))
+    modelscope_iqa.training.train(trainer, resume_from=str(resume[-1]) if resume else None)
+
+
+def _calibration_rows(work_dir: Path, seed: int):
+    """Train photos (every other one), pristine and under each family at severities
+    1-4, at full size: the calibration fit sees images as inference does."""
+    photos = [p for p in sorted((work_dir / 'pristine' / 'train').glob('*.png'))
+              if not p.stem.startswith('dead_leaves')][::2]
+    for index, path in enumerate(photos):
+        rgb = cv2.imread(str(path))[:, :, ::-1]
+        recipes = [{}] + [{f: float(s)} for f in sorted(FAMILIES) for s in VALIDATION_SEVERITIES]
+        for number, recipe in enumerate(recipes):
+            rng = np.random.default_rng([seed, index, number])
+            yield degrade(rgb, recipe, rng), quality_target(recipe)
+
+
+def _logits(network: IqaMosNet, rgb: np.ndarray) -> float:
+    from modelscope_iqa.preprocessors.transforms import to_network_input
+    x = to_network_input(rgb, PreprocessConfig.from_mapping())[None]
+    with torch.no_grad():
+        return float(network.forward_head(network.forward_features(x)))
+
+
+def calibrate(work_dir: Path, seed: int) -> None:
+    """Fit ``sigmoid(a * logit + b)`` to the targets of degraded train photos (least
+    squares) and fold ``a`` and ``b`` into the head's last layer: the ranking is kept,
+    and the scores use the range as the targets do (pristine 0.9, severe 0.225). The
+    result is stored in float16, as shipped, in WORK/calibrated."""
+    state = read_state_dict(str(work_dir / 'finetune' / 'output' / WEIGHTS_FILE))
+    network = IqaMosNet()
+    network.load_state_dict({k: v.float() for k, v in state.items()})
+    network.eval()
+    logits, targets = [], []
+    for rgb, target in _calibration_rows(work_dir, seed):
+        logits.append(_logits(network, rgb))
+        targets.append(target)
+    z = torch.tensor(logits, dtype=torch.float64)
+    t = torch.tensor(targets, dtype=torch.float64)
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], max_iter=200, line_search_fn='strong_wolfe')
+
+    def closure():
+        optimizer.zero_grad()
+        loss = ((torch.sigmoid(params[0] * z + params[1]) - t)**2).mean()
+        loss.backward()
+        return loss
+
+    before = float(((torch.sigmoid(z) - t)**2).mean())
+    after = float(optimizer.step(closure))
+    scale, shift = (float(v) for v in params.detach())
+    if scale <= 0:
+        raise RuntimeError(f'calibration reversed the ranking (scale {scale})')
+    last = network.head.fc_out[2]
+    with torch.no_grad():
+        last.weight.mul_(scale)
+        last.bias.mul_(scale).add_(shift)
+    out = work_dir / 'calibrated'
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(_half(network.state_dict()), out / WEIGHTS_FILE)
+    shutil.copy(CONFIGURATION_FILE, out / CONFIGURATION_NAME)
+    record = {'images': len(targets), 'scale': scale, 'shift': shift,
+              'mse_before': before, 'mse_after': after}
+    (work_dir / 'calibration.json').write_text(json.dumps(record, indent=2))
+    LOG.info('calibration: %s', record)
+
+
+def _half(state: dict) -> dict:
+    return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
 
 
 def brisque_score(scorer, rgb: np.ndarray) -> float:
@@ -243,99 +400,164 @@ def brisque_baseline(work_dir: Path) -> list:
 
 
 def report(work_dir: Path) -> dict:
+    """Score the held-out set with the calibrated (shipped) weights through our pipeline
+    in exact mode, and BRISQUE on the same images; write report.json, report.md and
+    scores.csv."""
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
     from modelscope_iqa.metrics import iqa_metrics
+    from modelscope_iqa.metrics.severity import severity_report
 
-    model_dir = work_dir / 'train' / 'output_best'
-    iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(model_dir))
+    iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(work_dir / 'calibrated'))
     rows = _read_rows(work_dir)
     scores = [iqa(r['image:FILE'])['score'] for r in rows]
     targets = [float(r['mos']) * DatasetConfig.from_mapping().mos_scale for r in rows]
+
+    def measures(higher_is_better):
+        return severity_report([r['photo'] for r in rows], [r['family'] for r in rows],
+                               [int(r['severity']) for r in rows], higher_is_better)
+
     result = {'images': len(rows), 'photos': sorted({r['photo'] for r in rows}),
-              'model': {'srcc_vs_severity': _family_srcc(rows, scores),
-                        'overall': iqa_metrics(scores, targets),
-                        'pristine_mean': float(np.mean(
-                            [s for r, s in zip(rows, scores) if r['family'] == 'pristine']))}}
+              'model': {**measures(scores), 'overall': iqa_metrics(scores, targets)}}
     try:
         brisque = brisque_baseline(work_dir)
-        # BRISQUE: lower is better, so negate before ranking.
-        result['brisque'] = {'srcc_vs_severity': _family_srcc(rows, [-b for b in brisque]),
-                             'overall_srcc_vs_target': iqa_metrics([-b for b in brisque],
-                                                                   targets)['srcc']}
     except ImportError as exc:
         result['brisque'] = f'not run: {exc}'
+    else:
+        # BRISQUE: lower is better, so negate before ranking.
+        negated = [-b for b in brisque]
+        result['brisque'] = {**measures(negated),
+                             'overall_srcc_vs_target': iqa_metrics(negated, targets)['srcc']}
+    calibration = work_dir / 'calibration.json'
+    if calibration.is_file():
+        result['calibration'] = json.loads(calibration.read_text())
     (work_dir / 'report.json').write_text(json.dumps(result, indent=2))
     (work_dir / 'report.md').write_text(render_report(result))
+    plot_report(rows, scores, result, work_dir / 'report.png')
     with open(work_dir / 'scores.csv', 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['image', 'family', 'severity', 'target', 'score'])
-        for r, s, t in zip(rows, scores, targets):
-            writer.writerow([Path(r['image:FILE']).name, r['family'], r['severity'], t, s])
-    LOG.info('report: %s', json.dumps(result, indent=2))
+        writer.writerow(['image', 'photo', 'family', 'severity', 'target', 'score', 'brisque'])
+        for index, (r, s, t) in enumerate(zip(rows, scores, targets)):
+            b = brisque[index] if isinstance(result['brisque'], dict) else ''
+            writer.writerow([Path(r['image:FILE']).name, r['photo'], r['family'],
+                             r['severity'], t, s, b])
+    LOG.info('report:\n%s', render_report(result))
     return result
 
 
+def plot_report(rows, scores, result: dict, path: Path) -> None:
+    """Two panels: SRCC per family (ours and BRISQUE), and every held-out score by
+    severity, one colour per photo (do scores mean the same on every photo?)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    bars, strip = figure.subplots(1, 2, gridspec_kw={'width_ratios': [1.2, 1]})
+    families = sorted(result['model']['srcc_by_family'])
+    x = np.arange(len(families))
+    bars.bar(x - 0.2, [result['model']['srcc_by_family'][f] for f in families], 0.4,
+             label=f"default model (mean {result['model']['mean_srcc']:.3f})")
+    if isinstance(result['brisque'], dict):
+        bars.bar(x + 0.2, [result['brisque']['srcc_by_family'][f] for f in families], 0.4,
+                 label=f"BRISQUE (mean {result['brisque']['mean_srcc']:.3f})")
+    bars.set_xticks(x, [f.replace('_', '\n') for f in families], fontsize=8)
+    bars.set_ylabel('SRCC of score vs. severity')
+    bars.set_ylim(min(0.0, bars.get_ylim()[0]), 1.05)
+    bars.axhline(0, color='black', linewidth=0.5)
+    bars.legend(loc='lower left', fontsize=8)
+    bars.set_title('Ranking of severities, per family (held-out photos)')
+    photos = sorted({r['photo'] for r in rows})
+    rng = np.random.default_rng(0)
+    for index, photo in enumerate(photos):
+        picked = [(int(r['severity']), s) for r, s in zip(rows, scores) if r['photo'] == photo]
+        jitter = (index - len(photos) / 2) * 0.05 + rng.uniform(-0.02, 0.02, len(picked))
+        strip.scatter([p[0] + j for p, j in zip(picked, jitter)], [p[1] for p in picked],
+                      s=10, label=photo)
+    strip.set_xticks(range(5), ['pristine', '1', '2', '3', '4'])
+    strip.set_xlabel('severity (all nine families)')
+    strip.set_ylabel('score')
+    strip.set_ylim(0, 1)
+    strip.legend(fontsize=7, ncol=2, loc='lower left')
+    strip.set_title(f"Scores by severity; pristine > another photo at 3-4 in "
+                    f"{100 * result['model']['cross_photo_pairs']:.0f}% of pairs", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
 def render_report(result: dict) -> str:
-    """The report as a Markdown table (for the model card and the README)."""
-    model = result['model']['srcc_vs_severity']
-    brisque = result['brisque']['srcc_vs_severity'] if isinstance(result['brisque'], dict) \
-        else {}
+    """The report as Markdown (for the model card and the README)."""
+    model = result['model']
+    brisque = result['brisque'] if isinstance(result['brisque'], dict) else None
+
+    def cell(measures, family):
+        return '' if measures is None else f"{measures['srcc_by_family'][family]:.3f}"
+
     lines = ['| degradation family | default model SRCC | BRISQUE SRCC |', '| --- | --- | --- |']
-    for family in sorted(model):
-        b = brisque.get(family)
-        lines.append(f"| {family.replace('_', ' ')} | {model[family]:.3f} | "
-                     f"{'' if b is None else f'{b:.3f}'} |")
-    mean_model = float(np.mean(list(model.values())))
-    mean_brisque = float(np.mean(list(brisque.values()))) if brisque else float('nan')
-    lines.append(f'| **mean** | **{mean_model:.3f}** | **{mean_brisque:.3f}** |')
-    overall = result['model']['overall']
+    for family in sorted(model['srcc_by_family']):
+        lines.append(f"| {family.replace('_', ' ')} | {cell(model, family)} | "
+                     f'{cell(brisque, family)} |')
+    lines.append(f"| **mean** | **{model['mean_srcc']:.3f}** | "
+                 f"**{'' if brisque is None else format(brisque['mean_srcc'], '.3f')}** |")
+    lines.append(f"| weakest family | {model['min_family_srcc']:.3f} | "
+                 f"{'' if brisque is None else format(brisque['min_family_srcc'], '.3f')} |")
     lines.append('')
+    by_severity = model['mean_by_severity']
+    lines.append('Mean score by severity (0 = the pristine photos): ' + ', '.join(
+        f'{s}: {v:.3f}' for s, v in sorted(by_severity.items(), key=lambda kv: int(kv[0])))
+        + '.')
+    lines.append(f"A pristine photo scores above a strongly degraded (severity 3-4) view of "
+                 f"another photo in {100 * model['cross_photo_pairs']:.1f}% of "
+                 f"{model['cross_photo_pair_count']} such pairs"
+                 + ('' if brisque is None else
+                    f" (BRISQUE: {100 * brisque['cross_photo_pairs']:.1f}%)") + '.')
+    overall = model['overall']
     lines.append(f"All {result['images']} held-out images against their targets: "
                  f"PLCC {overall['plcc']:.3f}, SRCC {overall['srcc']:.3f}, "
                  f"KRCC {overall['krcc']:.3f}, RMSE {overall['rmse']:.3f}"
-                 + (f"; BRISQUE SRCC {result['brisque']['overall_srcc_vs_target']:.3f}"
-                    if brisque else '') + '.')
-    lines.append(f"Mean score of the {len(result['photos'])} pristine held-out photos: "
-                 f"{result['model']['pristine_mean']:.3f}.")
+                 + ('' if brisque is None else
+                    f"; BRISQUE SRCC {brisque['overall_srcc_vs_target']:.3f}") + '.')
     return '\n'.join(lines) + '\n'
 
 
 def export(work_dir: Path, out_dir: Path) -> None:
-    state = read_state_dict(str(work_dir / 'train' / 'output_best' / 'pytorch_model.pt'))
-    half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+    """Copy the calibrated float16 weights (those the report measured) into the package."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(half, out_dir / 'pytorch_model.pt')
-    LOG.info('exported %s', out_dir / 'pytorch_model.pt')
+    shutil.copy(work_dir / 'calibrated' / WEIGHTS_FILE, out_dir / WEIGHTS_FILE)
+    LOG.info('exported %s', out_dir / WEIGHTS_FILE)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('step', choices=['photos', 'valset', 'train', 'brisque', 'report',
-                                         'export', 'all'])
+    parser.add_argument('step', choices=STEPS + ['all'])
     parser.add_argument('--work-dir', type=Path, required=True)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--epochs', type=int, help=f"default {TRAINING['epochs']}")
-    parser.add_argument('--iters-per-epoch', type=int,
-                        help=f"default {TRAINING['iters_per_epoch']}")
+    parser.add_argument('--epochs', type=int, help='override the step\'s epochs')
+    parser.add_argument('--iters-per-epoch', type=int, help='override the step\'s '
+                        f"iterations per epoch (stage 1: {TRAINING['iters_per_epoch']}, "
+                        f"stage 2: {FINETUNING['iters_per_epoch']})")
+    parser.add_argument('--init', type=Path,
+                        help='finetune: the stage-1 weights (default WORK/train/output_best)')
     parser.add_argument('--export-dir', type=Path,
                         default=REPO / 'modelscope_iqa' / 'default_model')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    steps = ['photos', 'valset', 'train', 'report', 'export'] if args.step == 'all' else [args.step]
-    for step in steps:
+    overrides = {k: v for k, v in (('epochs', args.epochs),
+                                   ('iters_per_epoch', args.iters_per_epoch)) if v is not None}
+    for step in STEPS if args.step == 'all' else [args.step]:
         LOG.info('== %s', step)
         if step == 'photos':
-            fetch_photos(args.work_dir)
+            fetch_photos(args.work_dir, args.seed)
         elif step == 'valset':
             write_validation_set(args.work_dir, args.seed)
         elif step == 'train':
-            overrides = {k: v for k, v in (('epochs', args.epochs),
-                                           ('iters_per_epoch', args.iters_per_epoch))
-                         if v is not None}
             train(args.work_dir, args.seed, overrides)
+        elif step == 'finetune':
+            finetune(args.work_dir, args.seed, args.init, overrides)
+        elif step == 'calibrate':
+            calibrate(args.work_dir, args.seed)
         elif step == 'brisque':
             brisque_baseline(args.work_dir)
         elif step == 'report':
@@ -344,6 +566,8 @@ def main(argv=None) -> int:
             export(args.work_dir, args.export_dir)
     return 0
 
+
+STEPS = ['photos', 'valset', 'train', 'finetune', 'calibrate', 'brisque', 'report', 'export']
 
 if __name__ == '__main__':
     sys.exit(main())

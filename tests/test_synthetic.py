@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from modelscope_iqa.synthetic import (FAMILIES, MAX_SEVERITY, SyntheticDistortionDataset,
-                                      degrade, quality_target, sample_severities)
+                                      SyntheticLadderDataset, dead_leaves, degrade,
+                                      quality_target, sample_severities)
 from modelscope_iqa.synthetic.distortions import PRISTINE_QUALITY
 
 from conftest import make_image
@@ -57,3 +58,62 @@ def test_dataset_items_are_reproducible(photo):
     assert first['target'] == again['target']
     targets = [dataset[i]['target'] for i in range(len(dataset))]
     assert all(0.0 < t <= PRISTINE_QUALITY for t in targets)
+
+
+def test_ladder_items_are_one_window_at_rising_severities(photo):
+    dataset = SyntheticLadderDataset([photo], length=40, crop_size=(64, 64), seed=2,
+                                     scales=(1.0,))
+    saw_mixture = False
+    for index in range(len(dataset)):
+        item = dataset[index]
+        assert item['input'].shape == (4, 3, 64, 64) and item['input'].dtype == torch.float32
+        targets = item['target'].tolist()
+        # Best first, strictly falling: every pair within a group is ordered.
+        assert all(a > b for a, b in zip(targets, targets[1:])), targets
+        saw_mixture |= targets[0] < PRISTINE_QUALITY
+    assert saw_mixture
+    again = SyntheticLadderDataset([photo], 40, (64, 64), seed=2, scales=(1.0,))[7]
+    assert torch.equal(dataset[7]['input'], again['input'])
+
+
+def test_ladder_recipes_cover_every_family_jpeg_most():
+    dataset = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
+                                     crop_size=(64, 64), scales=(1.0,))
+    rng = np.random.default_rng(0)
+    counts = {family: 0 for family in FAMILIES}
+    for _ in range(2000):
+        recipes = dataset.recipes(rng)
+        varied = set(recipes[1]) - set(recipes[0]) or set(recipes[1])
+        (family, ) = [f for f in varied if recipes[1][f] != recipes[0].get(f)]
+        counts[family] += 1
+        assert all(set(recipes[0]) <= set(r) for r in recipes)
+        assert [r[family] for r in recipes[1:]] == sorted(r[family] for r in recipes[1:])
+    others = [c for f, c in counts.items() if f != 'jpeg_compression']
+    assert min(others) > 100
+    assert counts['jpeg_compression'] > 1.5 * np.mean(others)
+
+
+def test_ladder_photos_are_used_downscaled_never_upscaled():
+    big, small = make_image(400, 600, seed=1), make_image(150, 200, seed=2)
+    dataset = SyntheticLadderDataset([big, small], length=1, crop_size=(64, 64),
+                                     scales=(1.0, 0.5))
+    shapes = sorted(image.shape[:2] for image, _ in dataset.images)
+    # The small photo at half scale (75 px) cannot hold a crop and its margins.
+    assert shapes == [(150, 200), (200, 300), (400, 600)]
+    with pytest.raises(ValueError, match='large enough'):
+        SyntheticLadderDataset([small], length=1, crop_size=(128, 128))
+
+
+def test_dead_leaves_cover_the_chart_with_discs_of_every_scale():
+    chart = dead_leaves(270, 480, np.random.default_rng(0), discs=20000)
+    assert chart.shape == (270, 480, 3) and chart.dtype == np.uint8
+    again = dead_leaves(270, 480, np.random.default_rng(0), discs=20000)
+    assert np.array_equal(chart, again)
+    # Edges at every scale: the mean difference between pixels d apart grows with d,
+    # but slower than d (white noise: flat in d; a smooth ramp: tiny, and linear in d).
+    grey = chart.mean(axis=2)
+    spread = [np.abs(grey[:, d:] - grey[:, :-d]).mean() for d in (1, 2, 4, 8)]
+    assert spread[0] > 3, spread
+    assert all(a < b for a, b in zip(spread, spread[1:])), spread
+    assert 1.5 < spread[-1] / spread[0] < 7, spread
+    assert len(np.unique(chart.reshape(-1, 3), axis=0)) > 1000

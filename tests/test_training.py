@@ -14,6 +14,7 @@ from modelscope_iqa.config import CONFIGURATION_FILE
 from modelscope_iqa.metainfo import Pipelines
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights
 from modelscope_iqa.pipelines import load_model
+from modelscope_iqa.synthetic import SyntheticLadderDataset
 
 from conftest import BUILTIN_CONFIGURATION, make_image
 
@@ -145,3 +146,31 @@ def test_resuming_without_the_helper_fails_as_documented(trained, tiny_data, tmp
     plain = _trainer(work_dir / 'output', tiny_data, tmp_path / 'plain', epochs=EPOCHS + 1)
     with pytest.raises(Exception, match='numpy'):
         plain.train(checkpoint_path=str(work_dir / f'epoch_{EPOCHS}.pth'))
+
+
+def test_ladder_groups_train_through_modelscopes_trainer(tmp_path):
+    """Stage 2 of the default model's build: groups of views of one content, collated by
+    ModelScope's trainer into (N, K, 3, H, W) batches, the ranking term on."""
+    recorder = LossRecorder()
+    photos = [make_image(200, 300, seed=i) for i in range(2)]
+    dataset = SyntheticLadderDataset(photos, length=4, crop_size=(64, 64), scales=(1.0, ))
+
+    def configure(cfg):
+        cfg.train.max_epochs = 1
+        cfg.train.dataloader = {'batch_size_per_gpu': 2, 'workers_per_gpu': 0,
+                                'shuffle': True, 'drop_last': True}
+        cfg.train.hooks = [{'type': 'IterTimerHook'}]
+        return cfg
+
+    trainer = build_trainer(default_args=dict(
+        model=str(_init_model_dir(tmp_path / 'init')), train_dataset=dataset,
+        work_dir=str(tmp_path / 'work'), cfg_modify_fn=configure, callbacks=[recorder]))
+    trainer.train()
+    assert len(recorder.losses) == 2
+    outputs = trainer.train_outputs
+    assert outputs['pred'].shape == (8, 1)
+    assert outputs['rank_loss'].item() > 0
+    weights = json.loads(CONFIGURATION_FILE.read_text())['model']
+    assert outputs['loss'].item() == pytest.approx(
+        weights['l1_loss_weight'] * outputs['l1_loss'].item()
+        + weights['rank_loss_weight'] * outputs['rank_loss'].item(), rel=1e-5)

@@ -19,16 +19,29 @@ __all__ = ['ImageQualityAssessmentMosModel', 'TRAIN_PRECISIONS']
 TRAIN_PRECISIONS = ('fp32', 'bf16', 'fp16')
 
 
-def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean hinge on every pair of the batch whose targets differ: the better image must
-    score higher, by at least the targets' difference."""
+def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor,
+                       groups: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Hinge on every pair of the batch whose targets differ: the better image must
+    score higher, by at least the targets' difference.
+
+    With ``groups`` (one id per image; a group is one content at several degradation
+    levels), the mean over pairs within a group and the mean over pairs across groups
+    are added: the first teaches the order of levels free of content, the second that a
+    score means the same on every content.
+    """
     pred, target = pred.flatten(), target.flatten()
     pred_diff = pred[:, None] - pred[None, :]
     target_diff = target[:, None] - target[None, :]
     ordered = target_diff > 0
-    if not ordered.any():
-        return pred.sum() * 0.0
-    return F.relu(target_diff[ordered] - pred_diff[ordered]).mean()
+    masks = [ordered]
+    if groups is not None:
+        same = groups.flatten()[:, None] == groups.flatten()[None, :]
+        masks = [ordered & same, ordered & ~same]
+    loss = pred.sum() * 0.0
+    for mask in masks:
+        if mask.any():
+            loss = loss + F.relu(target_diff[mask] - pred_diff[mask]).mean()
+    return loss
 
 
 @MODELS.register_module(TASK, module_name=Models.iqa_mos_resnet18)
@@ -39,17 +52,23 @@ class ImageQualityAssessmentMosModel(TorchModel):
 
     - inference (``target`` absent): ``{'output': (N, 1) scores}``;
     - evaluation (``target`` given, ``eval()`` mode): ``{'pred', 'target'}`` for the metric;
-    - training (``train()`` mode): adds ``'loss'``: L1 to the scaled MOS, plus
-      ``rank_loss_weight`` times a pairwise ranking hinge.
+    - training (``train()`` mode): adds ``'loss'``: ``l1_loss_weight`` times the L1
+      distance to the scaled MOS plus ``rank_loss_weight`` times a pairwise ranking
+      hinge. A 5-D ``input`` (N, K, 3, H, W) with ``target`` (N, K) is N groups of K
+      views of one content (:class:`~modelscope_iqa.synthetic.SyntheticLadderDataset`);
+      the ranking hinge then tells pairs within a group from pairs across groups.
 
     Its ``state_dict`` is the network's, with the hub checkpoint's keys, so the
     checkpoints ModelScope's trainer writes load into ModelScope's built-in model too.
 
     Args:
         model_dir: folder with ``pytorch_model.pt`` (and ``configuration.json``).
-        train_precision: ``'fp32'``; ``'bf16'`` autocasts the training forward on CPU
+        train_precision: ``'fp32'``; ``'bf16'`` autocasts the training trunk on CPU
             (AVX-512 BF16/AMX make it several times faster) or CUDA; ``'fp16'`` is CUDA
-            autocast (pair it with the trainer's ``use_fp16`` for loss scaling).
+            autocast (pair it with the trainer's ``use_fp16`` for loss scaling). The
+            head, sigmoid and loss always run in float32: under bf16 the sigmoid
+            moves in steps of about 0.004, too coarse for the ranking hinge.
+        l1_loss_weight: weight of the L1 term.
         rank_loss_weight: weight of the pairwise ranking term (0 = plain L1).
     """
 
@@ -57,6 +76,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
                  model_dir: str,
                  *args,
                  train_precision: str = 'fp32',
+                 l1_loss_weight: float = 1.0,
                  rank_loss_weight: float = 0.0,
                  **kwargs):
         super().__init__(model_dir, *args, **kwargs)
@@ -64,7 +84,12 @@ class ImageQualityAssessmentMosModel(TorchModel):
             raise ValueError(f'train_precision must be one of {TRAIN_PRECISIONS}, '
                              f'got {train_precision!r}')
         self.train_precision = train_precision
+        self.l1_loss_weight = float(l1_loss_weight)
         self.rank_loss_weight = float(rank_loss_weight)
+        if self.l1_loss_weight < 0 or self.rank_loss_weight < 0 or not (
+                self.l1_loss_weight or self.rank_loss_weight):
+            raise ValueError('l1_loss_weight and rank_loss_weight must be >= 0 and not '
+                             f'both 0, got {l1_loss_weight!r} and {rank_loss_weight!r}')
         weights_path = os.path.join(model_dir, WEIGHTS_FILE)
         if not os.path.isfile(weights_path):
             raise ModelDirError(
@@ -103,14 +128,21 @@ class ImageQualityAssessmentMosModel(TorchModel):
             if target is None:
                 return {'output': pred}
             return {'pred': pred, 'target': torch.as_tensor(target, device=pred.device)}
+        groups = None
+        if input.dim() == 5:
+            groups = torch.arange(input.shape[0], device=input.device).repeat_interleave(
+                input.shape[1])
+            input = input.flatten(0, 1)
         with self._training_autocast(input.device):
-            pred = self.network(input)
-        pred = pred.float()
-        target = torch.as_tensor(target, device=pred.device).to(pred.dtype)
-        loss = F.l1_loss(pred.flatten(), target.flatten())
-        if self.rank_loss_weight:
-            loss = loss + self.rank_loss_weight * pairwise_rank_loss(pred, target)
-        return {'pred': pred, 'target': target, 'loss': loss}
+            features = self.network.forward_features(input)
+        pred = torch.sigmoid(self.network.forward_head(features.float()))
+        target = torch.as_tensor(target, device=pred.device).to(pred.dtype).reshape(-1)
+        l1_loss = F.l1_loss(pred.flatten(), target.flatten())
+        rank_loss = pairwise_rank_loss(pred, target, groups)
+        loss = self.l1_loss_weight * l1_loss + self.rank_loss_weight * rank_loss
+        # ModelScope's trainer logs every output whose key contains 'loss'.
+        return {'pred': pred, 'target': target, 'loss': loss,
+                'l1_loss': l1_loss.detach(), 'rank_loss': rank_loss.detach()}
 
 
 list_in_modelscope_index(MODELS, TASK, Models.iqa_mos_resnet18, __name__)

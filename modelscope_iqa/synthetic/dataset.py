@@ -19,7 +19,7 @@ DEGRADE_MARGIN = 24
 DETAIL_CANDIDATES = 8
 
 
-def _detail(window: np.ndarray) -> float:
+def detail(window: np.ndarray) -> float:
     grey = cv2.cvtColor(np.ascontiguousarray(window[:, :, :3]), cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_32F).var())
 
@@ -72,7 +72,7 @@ class SyntheticDistortionDataset(TorchCustomDataset):
             left = int(rng.integers(margin, width - crop_w - margin + 1))
             windows.append(image[top - margin:top + crop_h + margin,
                                  left - margin:left + crop_w + margin])
-        window = max(windows, key=_detail)
+        window = max(windows, key=detail)
         severities = sample_severities(rng)
         degraded = degrade(np.ascontiguousarray(window), severities, rng)
         crop = degraded[margin:margin + crop_h, margin:margin + crop_w]

@@ -1,0 +1,132 @@
+"""Training data as ladders: one window of one photo at several severities of one
+degradation family, so the network sees the same content at different quality side by
+side (RankIQA's synthetic ladders).
+
+Each item is a group of ``rungs`` views: the pristine window (or the window under a
+fixed "background" degradation, for mixtures) and ``rungs - 1`` views at severities
+drawn from rising bands. Every family is drawn often and at visible strength; JPEG,
+whose artefacts are the easiest to miss on a small crop, twice as often as the others.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
+
+from ..config import PreprocessConfig
+from ..preprocessors.image_io import load_rgb
+from ..preprocessors.transforms import crop_to_tensor, oriented
+from .dataset import DEGRADE_MARGIN, detail
+from .distortions import FAMILIES, degrade, quality_target
+
+# JPEG's 8x8 grid: the crop starts at a random phase of it, as an arbitrary crop of a
+# compressed photo does.
+JPEG_BLOCK = 8
+SEVERITY_BANDS = ((0.5, 1.5), (1.5, 2.75), (2.75, 4.0))
+FAMILY_WEIGHTS: Mapping[str, float] = {family: 1.0 for family in FAMILIES}
+FAMILY_WEIGHTS = {**FAMILY_WEIGHTS, 'jpeg_compression': 2.0}
+BACKGROUND_SEVERITY = (0.5, 2.0)
+
+
+class SyntheticLadderDataset(TorchCustomDataset):
+    """``length`` groups per epoch of ``{'input': (rungs, 3, h, w), 'target': (rungs,)}``.
+
+    Photos are taken as given (the build script brings them to the model's working
+    scale, never upscaling) and also downscaled by each factor of ``scales`` below 1, which
+    washes out the sources' own JPEG artefacts and varies the scale of detail.
+
+    Args:
+        photos: image paths (or RGB arrays/PIL images) of pristine photos.
+        length: groups per epoch.
+        crop_size: (height, width) of the landscape training crop.
+        rungs: views per group: the base view and ``rungs - 1`` rising severities.
+        seed: base seed; an item depends on it, its index and the worker's torch seed.
+        scales: resize factors at which every photo is used.
+        mixture_share: share of groups whose every view carries a second family at a
+            fixed moderate severity (the base view included).
+        windows: of this many random windows the most detailed is kept, so that flat
+            (e.g. bokeh) windows, where blur changes nothing visible, are rarer.
+        preprocess: the preprocessing options; None takes the package defaults.
+    """
+
+    def __init__(self,
+                 photos: Sequence,
+                 length: int,
+                 crop_size: Tuple[int, int] = (224, 224),
+                 rungs: int = 4,
+                 seed: int = 0,
+                 scales: Sequence[float] = (1.0, 0.75, 0.5),
+                 mixture_share: float = 0.25,
+                 windows: int = 2,
+                 preprocess: Optional[PreprocessConfig] = None):
+        if not photos:
+            raise ValueError('no photos given')
+        if not 2 <= rungs <= len(SEVERITY_BANDS) + 1:
+            raise ValueError(f'rungs must be in [2, {len(SEVERITY_BANDS) + 1}], got {rungs}')
+        self.preprocess = preprocess or PreprocessConfig.from_mapping()
+        self.length = int(length)
+        self.crop_size = tuple(crop_size)
+        self.rungs = int(rungs)
+        self.seed = int(seed)
+        self.mixture_share = float(mixture_share)
+        self.windows = int(windows)
+        need = max(self.crop_size) + 2 * (DEGRADE_MARGIN + JPEG_BLOCK)
+        self.images: List[Tuple[np.ndarray, bool]] = []
+        for photo in photos:
+            rgb = load_rgb(photo)
+            for scale in scales:
+                image = rgb if scale == 1.0 else cv2.resize(
+                    rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                if min(image.shape[:2]) >= need:
+                    self.images.append((np.ascontiguousarray(image),
+                                        image.shape[0] > image.shape[1]))
+        if not self.images:
+            raise ValueError(f'no photo is large enough for {self.crop_size} crops')
+        self.families = sorted(FAMILIES)
+        weights = np.array([FAMILY_WEIGHTS[f] for f in self.families])
+        self.family_p = weights / weights.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool, int]:
+        image, portrait = self.images[int(rng.integers(len(self.images)))]
+        crop_h, crop_w = oriented(self.crop_size, portrait)
+        pad = DEGRADE_MARGIN + JPEG_BLOCK
+        height, width = image.shape[:2]
+        candidates = []
+        for _ in range(self.windows):
+            top = int(rng.integers(0, height - crop_h - 2 * pad + 1))
+            left = int(rng.integers(0, width - crop_w - 2 * pad + 1))
+            candidates.append(image[top:top + crop_h + 2 * pad, left:left + crop_w + 2 * pad])
+        return max(candidates, key=detail), portrait, pad
+
+    def recipes(self, rng: np.random.Generator) -> List[Dict[str, float]]:
+        """The degradation recipe of each rung, best first."""
+        family = str(rng.choice(self.families, p=self.family_p))
+        background = {}
+        if rng.random() < self.mixture_share:
+            other = str(rng.choice([f for f in self.families if f != family]))
+            background = {other: float(rng.uniform(*BACKGROUND_SEVERITY))}
+        bands = SEVERITY_BANDS[len(SEVERITY_BANDS) - (self.rungs - 1):]
+        return [dict(background)] + [{**background, family: float(rng.uniform(*band))}
+                                     for band in bands]
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
+        window, portrait, pad = self._window(rng)
+        crop_h, crop_w = oriented(self.crop_size, portrait)
+        top = pad - int(rng.integers(JPEG_BLOCK))
+        left = pad - int(rng.integers(JPEG_BLOCK))
+        flip = bool(rng.integers(2))
+        views, targets = [], []
+        for recipe in self.recipes(rng):
+            degraded = degrade(window, recipe, rng)
+            crop = degraded[top:top + crop_h, left:left + crop_w]
+            views.append(crop_to_tensor(crop, portrait, self.preprocess, flip=flip))
+            targets.append(quality_target(recipe))
+        return {'input': torch.stack(views),
+                'target': torch.tensor(targets, dtype=torch.float32)}

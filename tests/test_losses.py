@@ -1,0 +1,50 @@
+"""The training objective: L1 plus a pairwise ranking hinge that tells pairs within a
+group (one content at several levels) from pairs across groups; head in float32."""
+import pytest
+import torch
+
+from modelscope_iqa.models import ImageQualityAssessmentMosModel
+from modelscope_iqa.models.iqa_mos_model import pairwise_rank_loss
+
+
+def test_rank_loss_by_hand():
+    pred = torch.tensor([0.8, 0.5, 0.6, 0.1])
+    target = torch.tensor([0.9, 0.4, 0.7, 0.2])
+    # Ordered pairs (better, worse) and hinge(target gap - pred gap):
+    # within group 0 (0, 1): 0.5 - 0.3 = 0.2; within group 1 (2, 3): 0.5 - 0.5 = 0.
+    # across: (0, 2): 0.2 - 0.2 = 0; (0, 3): 0.7 - 0.7 = 0; (2, 1): 0.3 - 0.1 = 0.2;
+    # (1, 3): 0.2 - 0.4 < 0 -> 0.
+    groups = torch.tensor([0, 0, 1, 1])
+    within, across = 0.2 / 2, 0.2 / 4
+    assert pairwise_rank_loss(pred, target, groups).item() == pytest.approx(within + across)
+    # Without groups: one mean over all six ordered pairs.
+    assert pairwise_rank_loss(pred, target).item() == pytest.approx(0.4 / 6)
+    assert pairwise_rank_loss(pred, torch.full((4, ), 0.5)).item() == 0.0
+
+
+def test_a_ladder_batch_trains_with_both_terms(our_model_dir):
+    model = ImageQualityAssessmentMosModel(str(our_model_dir), train_precision='bf16',
+                                           l1_loss_weight=0.5, rank_loss_weight=1.0).train()
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.rand(3, 4, 3, 64, 64, generator=generator)
+    target = torch.tensor([[0.9, 0.7, 0.5, 0.2]] * 3)
+    out = model(input=batch, target=target)
+    assert out['pred'].shape == (12, 1) and out['target'].shape == (12, )
+    # Head, sigmoid and loss in float32 although the trunk runs in bf16.
+    assert out['pred'].dtype == torch.float32
+    expected_l1 = (out['pred'].flatten() - target.flatten()).abs().mean()
+    groups = torch.arange(3).repeat_interleave(4)
+    expected_rank = pairwise_rank_loss(out['pred'], out['target'], groups)
+    assert torch.allclose(out['l1_loss'], expected_l1)
+    assert torch.allclose(out['rank_loss'], expected_rank)
+    assert torch.allclose(out['loss'], 0.5 * expected_l1 + expected_rank)
+    out['loss'].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert all(p.grad.dtype == torch.float32 for p in model.network.head.parameters())
+
+
+def test_loss_weights_are_checked(our_model_dir):
+    with pytest.raises(ValueError, match='not both 0'):
+        ImageQualityAssessmentMosModel(str(our_model_dir), l1_loss_weight=0.0)
+    with pytest.raises(ValueError, match='>= 0'):
+        ImageQualityAssessmentMosModel(str(our_model_dir), rank_loss_weight=-1.0)
