@@ -1,19 +1,30 @@
 """Build the embedded default model, reproducibly, from freely licensed photos.
 
-Steps (each can be run alone; ``all`` runs them in order):
+Steps (each can be run alone; ``all`` runs photos, valset, train, pack, brisque, report,
+export: the shipped model):
 
-  photos   apt-get download + dpkg -x the Debian wallpaper packages
-           (plasma-workspace-wallpapers, mate-backgrounds, gnome-backgrounds), pick the
-           photographs named below, bring each to the model's working scale (1080x1920)
-           and split them by whole photo into train and holdout.
-  valset   degrade every holdout photo by each distortion family at severities 1-4
-           (plus the pristine photo) and write the images and a CSV with their targets.
-  train    train from a seeded random initialisation with ModelScope's trainer on
-           random degraded crops of the train photos (modelscope_iqa.synthetic).
-  brisque  score the holdout set with BRISQUE (cached; needs `pip install .[train]`).
-  report   score the holdout set with the trained model, and with BRISQUE; write SRCC
-           of score vs severity per family to report.json.
-  export   write the best checkpoint as float16 into modelscope_iqa/default_model/.
+  photos    apt-get download + dpkg -x the Debian wallpaper packages
+            (plasma-workspace-wallpapers, mate-backgrounds, gnome-backgrounds, lxqt-themes),
+            pick the photographs named below, bring each to the model's working scale
+            (1080x1920; smaller photos stay as they are), split them by whole photo into
+            train and holdout, and draw dead-leaves charts for training.
+  valset    degrade every holdout photo by each distortion family at severities 1-4
+            (plus the pristine photo) and write the images and a CSV with their targets.
+  train     stage 1 (shipped): from a seeded random initialisation, ModelScope's trainer
+            on random degraded crops of the stage-1 photos (modelscope_iqa.synthetic);
+            optimiser, batch, epochs, precision and loss from configuration.json.
+  pack      stage 1's best checkpoint in float16 -> WORK/model, the candidate.
+  finetune  stage 2 (the experiment of issue 10, not shipped): from the stage-1 weights
+            as shipped, ladders of one window at rising severities of one family
+            (SyntheticLadderDataset) from all train photos and charts, L1 + a pairwise
+            ranking hinge (FINETUNING below). Resumes from its last epoch checkpoint.
+  calibrate fit sigmoid(a * logit + b) to the targets on degraded train photos, fold it
+            into the head's last layer of the stage-2 weights -> WORK/model.
+  brisque   score the holdout set with BRISQUE (cached; needs `pip install .[train]`).
+  report    score the holdout set with WORK/model and with BRISQUE: SRCC of score vs
+            severity per (photo, family), scores by severity, cross-photo pairs
+            (modelscope_iqa.metrics.severity); report.json, report.md, report.png.
+  export    copy WORK/model's weights into modelscope_iqa/default_model/.
 
 Usage:
   python scripts/build_default_model.py all --work-dir ~/iqa-default --seed 0
@@ -44,7 +55,8 @@ from modelscope_iqa.hub import CONFIGURATION_NAME  # noqa: E402
 from modelscope_iqa.metainfo import Trainers  # noqa: E402
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights  # noqa: E402
 from modelscope_iqa.models.checkpoint import WEIGHTS_FILE  # noqa: E402
-from modelscope_iqa.preprocessors.transforms import cover_size, oriented  # noqa: E402
+from modelscope_iqa.preprocessors.transforms import (cover_size, oriented,  # noqa: E402
+                                                     to_network_input)
 from modelscope_iqa.synthetic import (FAMILIES, SyntheticDistortionDataset,  # noqa: E402
                                       SyntheticLadderDataset, dead_leaves, degrade,
                                       quality_target)
@@ -77,24 +89,28 @@ EPOCH_EVAL_PHOTOS = 3
 EPOCH_EVAL_SEVERITIES = (2, 4)
 VALIDATION_SEVERITIES = (1, 2, 3, 4)
 
-# Stage 2's data options; its optimiser, batch, epochs and precision are the training
-# section of configuration.json.
+# Stage 2, the ladder experiment of issue 10 (not the shipped weights; see
+# docs/default_model_stage2_experiment.md): data and optimiser options.
 FINETUNING = {
     'crop_size': (224, 224),
     'rungs': 4,
     'iters_per_epoch': 1000,
     'scales': (1.0, 0.75, 0.5),
     'mixture_share': 0.25,
-}
-
-TRAINING = {
-    'crop_size': (256, 256),
-    'batch_size': 16,
-    'iters_per_epoch': 500,
-    'epochs': 6,
+    'batch_groups': 4,
+    'workers': 1,
+    'epochs': 7,
     'lr': 3e-4,
     'precision': 'bf16',
-    'workers': 1,
+    'l1_loss_weight': 0.5,
+    'rank_loss_weight': 1.0,
+}
+
+# Stage 1's data options; its optimiser, batch, epochs, precision and loss are the
+# training section of configuration.json (the recipe of the shipped weights).
+TRAINING = {
+    'crop_size': (256, 256),
+    'iters_per_epoch': 500,
 }
 
 
@@ -192,16 +208,6 @@ def _epoch_eval_rows(rows):
             and (r['family'] == 'pristine' or int(r['severity']) in EPOCH_EVAL_SEVERITIES)]
 
 
-def _hooks(best_checkpoint: bool):
-    hooks = [{'type': 'CheckpointHook', 'interval': 1, 'max_checkpoint_num': 2},
-             {'type': 'EvaluationHook', 'interval': 1},
-             {'type': 'TextLoggerHook', 'interval': 20}, {'type': 'IterTimerHook'}]
-    if best_checkpoint:
-        hooks.insert(1, {'type': 'BestCkptSaverHook', 'metric_key': 'srcc', 'rule': 'max',
-                         'max_checkpoint_num': 1})
-    return hooks
-
-
 def train(work_dir: Path, seed: int, overrides=None) -> None:
     from modelscope.trainers import build_trainer
 
@@ -214,26 +220,20 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
 
     photos = [str(work_dir / 'pristine' / 'train' / f'{name}.png') for name in STAGE1_PHOTOS]
     settings = {**TRAINING, **(overrides or {})}
-    LOG.info('training settings: %s', settings)
+    config = json.loads(CONFIGURATION_FILE.read_text())
+    batch_size = config['train']['dataloader']['batch_size_per_gpu']
+    LOG.info('stage 1: %s, training section of %s', settings, CONFIGURATION_FILE)
     train_dataset = SyntheticDistortionDataset(
-        photos, length=settings['iters_per_epoch'] * settings['batch_size'],
+        photos, length=settings['iters_per_epoch'] * batch_size,
         crop_size=settings['crop_size'], seed=seed)
     eval_dataset = modelscope_iqa.ImageQualityAssessmentMosDataset(
         _epoch_eval_rows(_read_rows(work_dir)))
 
     def configure(cfg):
-        cfg.model.train_precision = settings['precision']
-        cfg.train.max_epochs = settings['epochs']
-        cfg.train.dataloader = {'batch_size_per_gpu': settings['batch_size'],
-                                'workers_per_gpu': settings['workers'], 'shuffle': True,
-                                'drop_last': True}
-        cfg.train.optimizer = {'type': 'Adam', 'lr': settings['lr']}
-        cfg.train.lr_scheduler = {'type': 'CosineAnnealingLR', 'T_max': settings['epochs'],
-                                  'options': {'by_epoch': True}}
+        if 'epochs' in settings:
+            cfg.train.max_epochs = cfg.train.lr_scheduler.T_max = settings['epochs']
         cfg.evaluation.dataloader = {'batch_size_per_gpu': 1, 'workers_per_gpu': 0,
                                      'shuffle': False}
-        cfg.train.hooks = _hooks(best_checkpoint=True)
-        cfg.model.l1_loss_weight, cfg.model.rank_loss_weight = 1.0, 0.0
         return cfg
 
     trainer = build_trainer(default_args=dict(
@@ -242,25 +242,10 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
     trainer.train()
 
 
-def _stage2_settings(overrides=None) -> dict:
-    """Stage 2's recipe: the training section of configuration.json, plus the ladder
-    data's own options (``FINETUNING``)."""
-    config = json.loads(CONFIGURATION_FILE.read_text())
-    train_cfg = config['train']
-    settings = {
-        'batch_groups': train_cfg['dataloader']['batch_size_per_gpu'],
-        'workers': train_cfg['dataloader']['workers_per_gpu'],
-        'epochs': train_cfg['max_epochs'],
-        'lr': train_cfg['optimizer']['lr'],
-        'precision': config['model']['train_precision'],
-        **FINETUNING,
-    }
-    return {**settings, **(overrides or {})}
-
-
 def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None) -> None:
-    """Stage 2: from the stage-1 weights as shipped (float16), ladders of every family,
-    L1 + pairwise ranking hinge, BatchNorm in training mode, trunk in bf16."""
+    """Stage 2 (the experiment of issue 10): from the stage-1 weights as shipped
+    (float16), ladders of every family, L1 + pairwise ranking hinge, BatchNorm in
+    training mode, trunk in bf16."""
     from modelscope.trainers import build_trainer
 
     init = init or work_dir / 'train' / 'output_best' / WEIGHTS_FILE
@@ -271,7 +256,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     torch.save({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
                init_dir / WEIGHTS_FILE)
 
-    settings = _stage2_settings(overrides)
+    settings = {**FINETUNING, **(overrides or {})}
     LOG.info('stage 2 settings: %s', settings)
     train_dir = work_dir / 'pristine' / 'train'
     photos = sorted(str(p) for p in train_dir.glob('*.png'))
@@ -284,17 +269,21 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
 
     def configure(cfg):
         cfg.model.train_precision = settings['precision']
-        cfg.train.max_epochs = settings['epochs']
+        cfg.model.l1_loss_weight = settings['l1_loss_weight']
+        cfg.model.rank_loss_weight = settings['rank_loss_weight']
+        cfg.train.max_epochs = cfg.train.lr_scheduler.T_max = settings['epochs']
         cfg.train.dataloader.batch_size_per_gpu = settings['batch_groups']
         cfg.train.dataloader.workers_per_gpu = settings['workers']
         cfg.train.optimizer.lr = settings['lr']
-        cfg.train.lr_scheduler.T_max = settings['epochs']
+        cfg.evaluation.dataloader = {'batch_size_per_gpu': 1, 'workers_per_gpu': 0,
+                                     'shuffle': False}
         return cfg
 
     trainer = build_trainer(name=Trainers.iqa_mos, default_args=dict(
         model=str(init_dir), train_dataset=train_dataset, eval_dataset=eval_dataset,
         work_dir=str(work_dir / 'finetune'), cfg_modify_fn=configure, seed=seed))
-    resume = sorted((work_dir / 'finetune').glob('epoch_*.pth'),
+    resume = sorted((p for p in (work_dir / 'finetune').glob('epoch_*.pth')
+                     if not p.name.endswith('_trainer_state.pth')),
                     key=lambda p: int(p.stem.split('_')[1]))
     modelscope_iqa.training.train(trainer, resume_from=str(resume[-1]) if resume else None)
 
@@ -312,9 +301,8 @@ def _calibration_rows(work_dir: Path, seed: int):
             yield degrade(rgb, recipe, rng), quality_target(recipe)
 
 
-def _logits(network: IqaMosNet, rgb: np.ndarray) -> float:
-    from modelscope_iqa.preprocessors.transforms import to_network_input
-    x = to_network_input(rgb, PreprocessConfig.from_mapping())[None]
+def _logits(network: IqaMosNet, rgb: np.ndarray, config: PreprocessConfig) -> float:
+    x = to_network_input(rgb, config)[None]
     with torch.no_grad():
         return float(network.forward_head(network.forward_features(x)))
 
@@ -323,14 +311,15 @@ def calibrate(work_dir: Path, seed: int) -> None:
     """Fit ``sigmoid(a * logit + b)`` to the targets of degraded train photos (least
     squares) and fold ``a`` and ``b`` into the head's last layer: the ranking is kept,
     and the scores use the range as the targets do (pristine 0.9, severe 0.225). The
-    result is stored in float16, as shipped, in WORK/calibrated."""
+    result replaces the candidate in WORK/model."""
     state = read_state_dict(str(work_dir / 'finetune' / 'output' / WEIGHTS_FILE))
     network = IqaMosNet()
     network.load_state_dict({k: v.float() for k, v in state.items()})
     network.eval()
     logits, targets = [], []
+    config = PreprocessConfig.from_mapping()
     for rgb, target in _calibration_rows(work_dir, seed):
-        logits.append(_logits(network, rgb))
+        logits.append(_logits(network, rgb, config))
         targets.append(target)
     z = torch.tensor(logits, dtype=torch.float64)
     t = torch.tensor(targets, dtype=torch.float64)
@@ -344,22 +333,35 @@ def calibrate(work_dir: Path, seed: int) -> None:
         return loss
 
     before = float(((torch.sigmoid(z) - t)**2).mean())
-    after = float(optimizer.step(closure))
+    optimizer.step(closure)
     scale, shift = (float(v) for v in params.detach())
+    after = float(((torch.sigmoid(scale * z + shift) - t)**2).mean())
     if scale <= 0:
         raise RuntimeError(f'calibration reversed the ranking (scale {scale})')
     last = network.head.fc_out[2]
     with torch.no_grad():
         last.weight.mul_(scale)
         last.bias.mul_(scale).add_(shift)
-    out = work_dir / 'calibrated'
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(_half(network.state_dict()), out / WEIGHTS_FILE)
-    shutil.copy(CONFIGURATION_FILE, out / CONFIGURATION_NAME)
+    _write_candidate(work_dir, network.state_dict())
     record = {'images': len(targets), 'scale': scale, 'shift': shift,
               'mse_before': before, 'mse_after': after}
     (work_dir / 'calibration.json').write_text(json.dumps(record, indent=2))
     LOG.info('calibration: %s', record)
+
+
+def pack(work_dir: Path) -> None:
+    """Stage 1's best checkpoint, in float16 as shipped, becomes the candidate model."""
+    _write_candidate(work_dir, read_state_dict(
+        str(work_dir / 'train' / 'output_best' / WEIGHTS_FILE)))
+
+
+def _write_candidate(work_dir: Path, state: dict) -> None:
+    """WORK/model: the folder report measures and export ships."""
+    out = work_dir / 'model'
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(_half(state), out / WEIGHTS_FILE)
+    shutil.copy(CONFIGURATION_FILE, out / CONFIGURATION_NAME)
+    LOG.info('candidate model -> %s', out)
 
 
 def _half(state: dict) -> dict:
@@ -400,7 +402,7 @@ def brisque_baseline(work_dir: Path) -> list:
 
 
 def report(work_dir: Path) -> dict:
-    """Score the held-out set with the calibrated (shipped) weights through our pipeline
+    """Score the held-out set with the candidate model (WORK/model) through our pipeline
     in exact mode, and BRISQUE on the same images; write report.json, report.md and
     scores.csv."""
     from modelscope.pipelines import pipeline
@@ -408,7 +410,7 @@ def report(work_dir: Path) -> dict:
     from modelscope_iqa.metrics import iqa_metrics
     from modelscope_iqa.metrics.severity import severity_report
 
-    iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(work_dir / 'calibrated'))
+    iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(work_dir / 'model'))
     rows = _read_rows(work_dir)
     scores = [iqa(r['image:FILE'])['score'] for r in rows]
     targets = [float(r['mos']) * DatasetConfig.from_mapping().mos_scale for r in rows]
@@ -521,9 +523,9 @@ def render_report(result: dict) -> str:
 
 
 def export(work_dir: Path, out_dir: Path) -> None:
-    """Copy the calibrated float16 weights (those the report measured) into the package."""
+    """Copy the candidate's float16 weights (those the report measured) into the package."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(work_dir / 'calibrated' / WEIGHTS_FILE, out_dir / WEIGHTS_FILE)
+    shutil.copy(work_dir / 'model' / WEIGHTS_FILE, out_dir / WEIGHTS_FILE)
     LOG.info('exported %s', out_dir / WEIGHTS_FILE)
 
 
@@ -546,7 +548,7 @@ def main(argv=None) -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     overrides = {k: v for k, v in (('epochs', args.epochs),
                                    ('iters_per_epoch', args.iters_per_epoch)) if v is not None}
-    for step in STEPS if args.step == 'all' else [args.step]:
+    for step in BUILD if args.step == 'all' else [args.step]:
         LOG.info('== %s', step)
         if step == 'photos':
             fetch_photos(args.work_dir, args.seed)
@@ -554,6 +556,8 @@ def main(argv=None) -> int:
             write_validation_set(args.work_dir, args.seed)
         elif step == 'train':
             train(args.work_dir, args.seed, overrides)
+        elif step == 'pack':
+            pack(args.work_dir)
         elif step == 'finetune':
             finetune(args.work_dir, args.seed, args.init, overrides)
         elif step == 'calibrate':
@@ -567,7 +571,11 @@ def main(argv=None) -> int:
     return 0
 
 
-STEPS = ['photos', 'valset', 'train', 'finetune', 'calibrate', 'brisque', 'report', 'export']
+STEPS = ['photos', 'valset', 'train', 'pack', 'finetune', 'calibrate', 'brisque', 'report',
+         'export']
+# The shipped model: stage 1. The stage-2 experiment is `finetune` then `calibrate`
+# (which replace the candidate in WORK/model), then `report` and `export`.
+BUILD = ['photos', 'valset', 'train', 'pack', 'brisque', 'report', 'export']
 
 if __name__ == '__main__':
     sys.exit(main())
