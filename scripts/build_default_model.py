@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO))
 
 import modelscope_iqa  # noqa: E402  (registers the plugin)
 from modelscope_iqa.config import (CONFIGURATION_FILE, DatasetConfig,  # noqa: E402
-                                   PreprocessConfig)
+                                   PreprocessConfig, default_configuration)
 from modelscope_iqa.hub import CONFIGURATION_NAME  # noqa: E402
 from modelscope_iqa.metainfo import Trainers  # noqa: E402
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights  # noqa: E402
@@ -172,19 +172,24 @@ def _working_scale(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(resized[top:top + height, left:left + width])
 
 
+def _views():
+    """The views of a photo that the held-out set and the calibration score, as
+    (family, severity, recipe): pristine, then every family at every severity 1-4."""
+    yield 'pristine', 0, {}
+    for family in sorted(FAMILIES):
+        for severity in VALIDATION_SEVERITIES:
+            yield family, severity, {family: float(severity)}
+
+
 def write_validation_set(work_dir: Path, seed: int) -> None:
-    config = json.loads(CONFIGURATION_FILE.read_text())
-    mos_scale = config['dataset']['mos_scale']
+    mos_scale = DatasetConfig.from_mapping().mos_scale
     out = work_dir / 'valset'
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for index, path in enumerate(sorted((work_dir / 'pristine' / 'holdout').glob('*.png'))):
         rgb = cv2.imread(str(path))[:, :, ::-1]
-        recipes = [('pristine', 0)] + [(f, s) for f in sorted(FAMILIES)
-                                       for s in VALIDATION_SEVERITIES]
-        for family, severity in recipes:
+        for family, severity, severities in _views():
             rng = np.random.default_rng([seed, index, severity, len(family)])
-            severities = {} if family == 'pristine' else {family: float(severity)}
             image = degrade(rgb, severities, rng)
             target = out / f'{path.stem}_{family}_{severity}.png'
             cv2.imwrite(str(target), np.ascontiguousarray(image[:, :, ::-1]))
@@ -220,8 +225,7 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
 
     photos = [str(work_dir / 'pristine' / 'train' / f'{name}.png') for name in STAGE1_PHOTOS]
     settings = {**TRAINING, **(overrides or {})}
-    config = json.loads(CONFIGURATION_FILE.read_text())
-    batch_size = config['train']['dataloader']['batch_size_per_gpu']
+    batch_size = default_configuration()['train']['dataloader']['batch_size_per_gpu']
     LOG.info('stage 1: %s, training section of %s', settings, CONFIGURATION_FILE)
     train_dataset = SyntheticDistortionDataset(
         photos, length=settings['iters_per_epoch'] * batch_size,
@@ -295,8 +299,7 @@ def _calibration_rows(work_dir: Path, seed: int):
               if not p.stem.startswith('dead_leaves')][::2]
     for index, path in enumerate(photos):
         rgb = cv2.imread(str(path))[:, :, ::-1]
-        recipes = [{}] + [{f: float(s)} for f in sorted(FAMILIES) for s in VALIDATION_SEVERITIES]
-        for number, recipe in enumerate(recipes):
+        for number, (_, _, recipe) in enumerate(_views()):
             rng = np.random.default_rng([seed, index, number])
             yield degrade(rgb, recipe, rng), quality_target(recipe)
 
@@ -413,7 +416,8 @@ def report(work_dir: Path) -> dict:
     iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(work_dir / 'model'))
     rows = _read_rows(work_dir)
     scores = [iqa(r['image:FILE'])['score'] for r in rows]
-    targets = [float(r['mos']) * DatasetConfig.from_mapping().mos_scale for r in rows]
+    mos_scale = DatasetConfig.from_mapping().mos_scale
+    targets = [float(r['mos']) * mos_scale for r in rows]
 
     def measures(higher_is_better):
         return severity_report([r['photo'] for r in rows], [r['family'] for r in rows],
@@ -424,6 +428,7 @@ def report(work_dir: Path) -> dict:
     try:
         brisque = brisque_baseline(work_dir)
     except ImportError as exc:
+        brisque = None
         result['brisque'] = f'not run: {exc}'
     else:
         # BRISQUE: lower is better, so negate before ranking.
@@ -433,17 +438,17 @@ def report(work_dir: Path) -> dict:
     calibration = work_dir / 'calibration.json'
     if calibration.is_file():
         result['calibration'] = json.loads(calibration.read_text())
+    markdown = render_report(result)
     (work_dir / 'report.json').write_text(json.dumps(result, indent=2))
-    (work_dir / 'report.md').write_text(render_report(result))
+    (work_dir / 'report.md').write_text(markdown)
     plot_report(rows, scores, result, work_dir / 'report.png')
     with open(work_dir / 'scores.csv', 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['image', 'photo', 'family', 'severity', 'target', 'score', 'brisque'])
-        for index, (r, s, t) in enumerate(zip(rows, scores, targets)):
-            b = brisque[index] if isinstance(result['brisque'], dict) else ''
+        for r, s, t, b in zip(rows, scores, targets, brisque or [''] * len(rows)):
             writer.writerow([Path(r['image:FILE']).name, r['photo'], r['family'],
                              r['severity'], t, s, b])
-    LOG.info('report:\n%s', render_report(result))
+    LOG.info('report:\n%s', markdown)
     return result
 
 

@@ -25,9 +25,11 @@ from .distortions import FAMILIES, degrade, quality_target
 # JPEG's 8x8 grid: the crop starts at a random phase of it, as an arbitrary crop of a
 # compressed photo does.
 JPEG_BLOCK = 8
+# Around a crop while degrading: room for blur kernels and for the grid phase.
+WINDOW_PAD = DEGRADE_MARGIN + JPEG_BLOCK
 SEVERITY_BANDS = ((0.5, 1.5), (1.5, 2.75), (2.75, 4.0))
-FAMILY_WEIGHTS: Mapping[str, float] = {family: 1.0 for family in FAMILIES}
-FAMILY_WEIGHTS = {**FAMILY_WEIGHTS, 'jpeg_compression': 2.0}
+FAMILY_WEIGHTS: Mapping[str, float] = {
+    family: 2.0 if family == 'jpeg_compression' else 1.0 for family in FAMILIES}
 BACKGROUND_SEVERITY = (0.5, 2.0)
 
 
@@ -73,7 +75,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
         self.seed = int(seed)
         self.mixture_share = float(mixture_share)
         self.windows = int(windows)
-        need = max(self.crop_size) + 2 * (DEGRADE_MARGIN + JPEG_BLOCK)
+        need = max(self.crop_size) + 2 * WINDOW_PAD
         self.images: List[Tuple[np.ndarray, bool]] = []
         for photo in photos:
             rgb = load_rgb(photo)
@@ -92,17 +94,19 @@ class SyntheticLadderDataset(TorchCustomDataset):
     def __len__(self) -> int:
         return self.length
 
-    def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool, int]:
+    def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool]:
+        """A random window of a random image: the crop with a ``WINDOW_PAD`` margin on
+        every side, and whether the image is portrait."""
         image, portrait = self.images[int(rng.integers(len(self.images)))]
         crop_h, crop_w = oriented(self.crop_size, portrait)
-        pad = DEGRADE_MARGIN + JPEG_BLOCK
+        span_h, span_w = crop_h + 2 * WINDOW_PAD, crop_w + 2 * WINDOW_PAD
         height, width = image.shape[:2]
         candidates = []
         for _ in range(self.windows):
-            top = int(rng.integers(0, height - crop_h - 2 * pad + 1))
-            left = int(rng.integers(0, width - crop_w - 2 * pad + 1))
-            candidates.append(image[top:top + crop_h + 2 * pad, left:left + crop_w + 2 * pad])
-        return max(candidates, key=detail), portrait, pad
+            top = int(rng.integers(0, height - span_h + 1))
+            left = int(rng.integers(0, width - span_w + 1))
+            candidates.append(image[top:top + span_h, left:left + span_w])
+        return max(candidates, key=detail), portrait
 
     def recipes(self, rng: np.random.Generator) -> List[Dict[str, float]]:
         """The degradation recipe of each rung, best first."""
@@ -117,10 +121,10 @@ class SyntheticLadderDataset(TorchCustomDataset):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
-        window, portrait, pad = self._window(rng)
+        window, portrait = self._window(rng)
         crop_h, crop_w = oriented(self.crop_size, portrait)
-        top = pad - int(rng.integers(JPEG_BLOCK))
-        left = pad - int(rng.integers(JPEG_BLOCK))
+        top = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
+        left = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
         flip = bool(rng.integers(2))
         views, targets = [], []
         for recipe in self.recipes(rng):
