@@ -94,16 +94,18 @@ VALIDATION_SEVERITIES = (1, 2, 3, 4)
 FINETUNING = {
     'crop_size': (224, 224),
     'rungs': 4,
-    'iters_per_epoch': 1000,
+    'iters_per_epoch': 750,
     'scales': (1.0, 0.75, 0.5),
     'mixture_share': 0.25,
     'batch_groups': 4,
     'workers': 1,
-    'epochs': 7,
+    'epochs': 6,
     'lr': 3e-4,
     'precision': 'bf16',
-    'l1_loss_weight': 0.5,
+    'l1_loss_weight': 1.0,
     'rank_loss_weight': 1.0,
+    'rank_margin_cap': 0.1,
+    'rank_cross_min_gap': 0.3,
 }
 
 # Stage 1's data options; its optimiser, batch, epochs, precision and loss are the
@@ -275,6 +277,8 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         cfg.model.train_precision = settings['precision']
         cfg.model.l1_loss_weight = settings['l1_loss_weight']
         cfg.model.rank_loss_weight = settings['rank_loss_weight']
+        cfg.model.rank_margin_cap = settings['rank_margin_cap']
+        cfg.model.rank_cross_min_gap = settings['rank_cross_min_gap']
         cfg.train.max_epochs = cfg.train.lr_scheduler.T_max = settings['epochs']
         cfg.train.dataloader.batch_size_per_gpu = settings['batch_groups']
         cfg.train.dataloader.workers_per_gpu = settings['workers']

@@ -22,6 +22,20 @@ def test_rank_loss_by_hand():
     assert pairwise_rank_loss(pred, torch.full((4, ), 0.5)).item() == 0.0
 
 
+def test_rank_loss_margin_cap_and_cross_gap_by_hand():
+    pred = torch.tensor([0.6, 0.5, 0.6, 0.45])
+    target = torch.tensor([0.9, 0.4, 0.7, 0.2])
+    groups = torch.tensor([0, 0, 1, 1])
+    # Within: (0, 1) gap 0.5 capped to 0.3, minus 0.1 -> 0.2; (2, 3): 0.3 - 0.15 = 0.15.
+    # Across, only gaps >= 0.4 count: (0, 3) gap 0.7 capped to 0.3, minus 0.15 -> 0.15;
+    # (2, 1) with gap 0.3 and the 0.2 gaps are left out.
+    loss = pairwise_rank_loss(pred, target, groups, margin_cap=0.3, cross_min_gap=0.4)
+    assert loss.item() == pytest.approx(0.175 + 0.15)
+    # Uncapped, same pairs: within (0.4 + 0.35) / 2, across 0.7 - 0.15.
+    loss = pairwise_rank_loss(pred, target, groups, cross_min_gap=0.4)
+    assert loss.item() == pytest.approx(0.375 + 0.55)
+
+
 def test_a_ladder_batch_trains_with_both_terms(our_model_dir):
     model = ImageQualityAssessmentMosModel(str(our_model_dir), train_precision='bf16',
                                            l1_loss_weight=0.5, rank_loss_weight=1.0).train()

@@ -5,8 +5,8 @@ import torch
 
 from modelscope_iqa.synthetic import (FAMILIES, MAX_SEVERITY, SyntheticDistortionDataset,
                                       SyntheticLadderDataset, dead_leaves, degrade,
-                                      quality_target, sample_severities)
-from modelscope_iqa.synthetic.distortions import PRISTINE_QUALITY
+                                      quality_target, sample_severities, scene_key)
+from modelscope_iqa.synthetic.distortions import AVERAGE_KEY, PRISTINE_QUALITY
 
 from conftest import make_image
 
@@ -38,6 +38,35 @@ def test_each_family_changes_the_image_more_with_severity(photo, family):
         changes.append(np.abs(out.astype(np.int16) - photo).mean())
     assert changes[0] == 0
     assert changes[1] < changes[2] < changes[3]
+
+
+def _scaled_key(photo, key):
+    """``photo`` with its linear light scaled to mean ``key`` (no clipping at these keys)."""
+    linear = (photo / 255.0)**2.2
+    return np.clip((linear * key / linear.mean())**(1 / 2.2) * 255 + 0.5, 0,
+                   255).astype(np.uint8)
+
+
+def test_exposure_faults_are_relative_to_the_scene(photo):
+    rng = np.random.default_rng(0)
+    dark, average, pale = (_scaled_key(photo, k) for k in (0.02, AVERAGE_KEY, 0.45))
+    assert scene_key(dark) < 0.03 and scene_key(pale) > 0.4
+    # A scene of average key gets the table's gain; a dark one over-exposed, and a pale
+    # one under-exposed, end at least as far from average key as it does.
+    for family, sign in (('over_exposure', 1), ('under_exposure', -1)):
+        for severity in (1.0, 3.0):
+            reference = scene_key(degrade(average, {family: severity}, rng))
+            for scene in (dark, pale):
+                out = scene_key(degrade(scene, {family: severity}, rng))
+                assert sign * (out - reference) >= -0.05 * reference, (family, severity)
+    # Severe over-exposure of the dark scene clips much of it; a fixed gain would not.
+    clipped = degrade(dark, {'over_exposure': 4.0}, rng).max(axis=2) >= 255
+    assert clipped.mean() > 0.2
+    # A window degraded with its photo's key is the photo degraded, then cropped.
+    window = dark[40:200, 100:300]
+    whole = degrade(dark, {'over_exposure': 2.0}, rng)[40:200, 100:300]
+    assert np.array_equal(degrade(window, {'over_exposure': 2.0}, rng, scene_key(dark)),
+                          whole)
 
 
 def test_recipes_are_valid_and_varied():
@@ -97,7 +126,7 @@ def test_ladder_photos_are_used_downscaled_never_upscaled():
     big, small = make_image(400, 600, seed=1), make_image(150, 200, seed=2)
     dataset = SyntheticLadderDataset([big, small], length=1, crop_size=(64, 64),
                                      scales=(1.0, 0.5))
-    shapes = sorted(image.shape[:2] for image, _ in dataset.images)
+    shapes = sorted(image.shape[:2] for image, _, _ in dataset.images)
     # The small photo at half scale (75 px) cannot hold a crop and its margins.
     assert shapes == [(150, 200), (200, 300), (400, 600)]
     with pytest.raises(ValueError, match='large enough'):

@@ -20,27 +20,33 @@ TRAIN_PRECISIONS = ('fp32', 'bf16', 'fp16')
 
 
 def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor,
-                       groups: Optional[torch.Tensor] = None) -> torch.Tensor:
+                       groups: Optional[torch.Tensor] = None,
+                       margin_cap: Optional[float] = None,
+                       cross_min_gap: float = 0.0) -> torch.Tensor:
     """Hinge on every pair of the batch whose targets differ: the better image must
-    score higher, by at least the targets' difference.
+    score higher, by at least the targets' difference (at most ``margin_cap`` when
+    given: a full-gap margin on sigmoid scores pushes them towards 0 and 1).
 
     With ``groups`` (one id per image; a group is one content at several degradation
     levels), the mean over pairs within a group and the mean over pairs across groups
     are added: the first teaches the order of levels free of content, the second that a
-    score means the same on every content.
+    score means the same on every content. Pairs across groups count only when their
+    targets differ by at least ``cross_min_gap``: close levels of different contents
+    are not comparable by eye either.
     """
     pred, target = pred.flatten(), target.flatten()
     pred_diff = pred[:, None] - pred[None, :]
     target_diff = target[:, None] - target[None, :]
+    margin = target_diff if margin_cap is None else target_diff.clamp(max=margin_cap)
     ordered = target_diff > 0
     masks = [ordered]
     if groups is not None:
         same = groups.flatten()[:, None] == groups.flatten()[None, :]
-        masks = [ordered & same, ordered & ~same]
+        masks = [ordered & same, ordered & ~same & (target_diff >= cross_min_gap)]
     loss = pred.sum() * 0.0
     for mask in masks:
         if mask.any():
-            loss = loss + F.relu(target_diff[mask] - pred_diff[mask]).mean()
+            loss = loss + F.relu(margin[mask] - pred_diff[mask]).mean()
     return loss
 
 
@@ -70,6 +76,9 @@ class ImageQualityAssessmentMosModel(TorchModel):
             moves in steps of about 0.004, too coarse for the ranking hinge.
         l1_loss_weight: weight of the L1 term.
         rank_loss_weight: weight of the pairwise ranking term (0 = plain L1).
+        rank_margin_cap: the hinge's largest margin (None: the whole target gap).
+        rank_cross_min_gap: the smallest target gap of a pair across groups that the
+            hinge counts.
     """
 
     def __init__(self,
@@ -78,6 +87,8 @@ class ImageQualityAssessmentMosModel(TorchModel):
                  train_precision: str = 'fp32',
                  l1_loss_weight: float = 1.0,
                  rank_loss_weight: float = 0.0,
+                 rank_margin_cap: Optional[float] = None,
+                 rank_cross_min_gap: float = 0.0,
                  **kwargs):
         super().__init__(model_dir, *args, **kwargs)
         if train_precision not in TRAIN_PRECISIONS:
@@ -86,6 +97,8 @@ class ImageQualityAssessmentMosModel(TorchModel):
         self.train_precision = train_precision
         self.l1_loss_weight = float(l1_loss_weight)
         self.rank_loss_weight = float(rank_loss_weight)
+        self.rank_margin_cap = None if rank_margin_cap is None else float(rank_margin_cap)
+        self.rank_cross_min_gap = float(rank_cross_min_gap)
         if self.l1_loss_weight < 0 or self.rank_loss_weight < 0 or not (
                 self.l1_loss_weight or self.rank_loss_weight):
             raise ValueError('l1_loss_weight and rank_loss_weight must be >= 0 and not '
@@ -138,7 +151,8 @@ class ImageQualityAssessmentMosModel(TorchModel):
         pred = torch.sigmoid(self.network.forward_head(features.float()))
         target = torch.as_tensor(target, device=pred.device).to(pred.dtype).reshape(-1)
         l1_loss = F.l1_loss(pred.flatten(), target.flatten())
-        rank_loss = pairwise_rank_loss(pred, target, groups)
+        rank_loss = pairwise_rank_loss(pred, target, groups, self.rank_margin_cap,
+                                       self.rank_cross_min_gap)
         loss = self.l1_loss_weight * l1_loss + self.rank_loss_weight * rank_loss
         # ModelScope's trainer logs every output whose key contains 'loss'.
         return {'pred': pred, 'target': target, 'loss': loss,

@@ -12,7 +12,7 @@ from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
 from ..config import PreprocessConfig
 from ..preprocessors.image_io import load_rgb
 from ..preprocessors.transforms import cover_resize, crop_to_tensor, oriented
-from .distortions import degrade, quality_target, sample_severities
+from .distortions import degrade, quality_target, sample_severities, scene_key
 
 # Extra pixels around a crop while degrading, so blurs see real neighbours at the border.
 DEGRADE_MARGIN = 24
@@ -54,13 +54,15 @@ class SyntheticDistortionDataset(TorchCustomDataset):
         self.photos: List[Tuple[np.ndarray, bool]] = [
             cover_resize(load_rgb(photo), self.preprocess) for photo in photos
         ]
+        self.keys = [scene_key(image) for image, _ in self.photos]
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> Dict[str, object]:
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
-        image, portrait = self.photos[int(rng.integers(len(self.photos)))]
+        which = int(rng.integers(len(self.photos)))
+        image, portrait = self.photos[which]
         crop_h, crop_w = oriented(self.crop_size, portrait)
         height, width = image.shape[:2]
         margin = min(DEGRADE_MARGIN, (height - crop_h) // 2, (width - crop_w) // 2)
@@ -74,7 +76,7 @@ class SyntheticDistortionDataset(TorchCustomDataset):
                                  left - margin:left + crop_w + margin])
         window = max(windows, key=detail)
         severities = sample_severities(rng)
-        degraded = degrade(np.ascontiguousarray(window), severities, rng)
+        degraded = degrade(np.ascontiguousarray(window), severities, rng, self.keys[which])
         crop = degraded[margin:margin + crop_h, margin:margin + crop_w]
         return {
             'input': crop_to_tensor(crop, portrait, self.preprocess,

@@ -10,11 +10,19 @@ The quality target of a degraded image is
 
 so a pristine photo scores 0.9, every family lowers the score monotonically with its
 severity, one severe degradation alone gives 0.9 * 0.25 = 0.225, and mixtures go lower.
+
+Exposure faults are relative to the scene. A photo's key is its mean linear light; a
+low-key scene (a dark forest) is not under-exposed, and a fixed gain would leave it
+unclipped and better lit at "severe over-exposure". So over-exposure's gain is at least
+what brings the scene to average key before its own gain, and under-exposure's at most
+what does: every scene, dark or pale, ends as an average one would at that severity.
+Every family takes the scene's key as ``scene`` (None: the key of ``rgb`` itself), so
+that a window is degraded as its whole photo is.
 """
 from __future__ import annotations
 
 import io
-from typing import Callable, Dict, Mapping
+from typing import Callable, Dict, Mapping, Optional
 
 import cv2
 import numpy as np
@@ -23,6 +31,10 @@ from PIL import Image
 MAX_SEVERITY = 4.0
 PRISTINE_QUALITY = 0.9
 DROP_PER_LEVEL = 0.1875  # severity 4 -> the family alone removes 75% of the quality
+# Mean linear light of a scene of average key (the median of the build's photos is 0.21).
+AVERAGE_KEY = 0.2
+UNDER_EXPOSURE_GAIN = [1, 0.55, 0.3, 0.15, 0.07]
+OVER_EXPOSURE_GAIN = [1, 1.8, 3.0, 5.0, 9.0]
 
 
 def _interp(severity: float, table) -> float:
@@ -38,12 +50,28 @@ def _from_linear(linear: np.ndarray) -> np.ndarray:
     return np.clip(np.clip(linear, 0, 1)**(1 / 2.2) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def defocus_blur(rgb, severity, rng):
+def scene_key(rgb: np.ndarray) -> float:
+    """Mean linear light of an RGB uint8 image, in [0, 1]."""
+    return float(_to_linear(rgb).mean())
+
+
+def _exposure_gain(rgb, severity, table, scene, bound) -> float:
+    """The table's gain at ``severity``, made relative to the scene's key: ``bound``
+    (max for over-, min for under-exposure) of it and the gain that first brings the
+    scene to average key."""
+    gain = _interp(severity, table)
+    if gain == 1:
+        return 1.0
+    key = scene_key(rgb) if scene is None else scene
+    return float(bound(gain, gain * AVERAGE_KEY / max(key, 1e-4)))
+
+
+def defocus_blur(rgb, severity, rng, scene=None):
     sigma = _interp(severity, [0, 1.0, 2.0, 3.5, 6.0])
     return cv2.GaussianBlur(rgb, (0, 0), sigmaX=sigma) if sigma > 0 else rgb
 
 
-def motion_blur(rgb, severity, rng):
+def motion_blur(rgb, severity, rng, scene=None):
     length = _interp(severity, [0, 5, 11, 21, 35])
     if length < 1.5:
         return rgb
@@ -56,7 +84,7 @@ def motion_blur(rgb, severity, rng):
     return cv2.filter2D(rgb, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
 
 
-def sensor_noise(rgb, severity, rng):
+def sensor_noise(rgb, severity, rng, scene=None):
     sigma = _interp(severity, [0, 4, 9, 16, 28])
     if sigma == 0:
         return rgb
@@ -68,7 +96,7 @@ def sensor_noise(rgb, severity, rng):
     return np.clip(image + (luma + chroma) * scale + 0.5, 0, 255).astype(np.uint8)
 
 
-def jpeg_compression(rgb, severity, rng):
+def jpeg_compression(rgb, severity, rng, scene=None):
     if severity <= 0:
         return rgb
     quality = int(round(_interp(severity, [95, 45, 25, 12, 5])))
@@ -77,7 +105,7 @@ def jpeg_compression(rgb, severity, rng):
     return np.asarray(Image.open(buffer).convert('RGB'))
 
 
-def resolution_loss(rgb, severity, rng):
+def resolution_loss(rgb, severity, rng, scene=None):
     factor = _interp(severity, [1, 1.6, 2.5, 4.0, 6.5])
     if factor <= 1.0:
         return rgb
@@ -87,17 +115,17 @@ def resolution_loss(rgb, severity, rng):
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def under_exposure(rgb, severity, rng):
-    gain = _interp(severity, [1, 0.55, 0.3, 0.15, 0.07])
+def under_exposure(rgb, severity, rng, scene=None):
+    gain = _exposure_gain(rgb, severity, UNDER_EXPOSURE_GAIN, scene, min)
     return rgb if gain == 1 else _from_linear(_to_linear(rgb) * gain)
 
 
-def over_exposure(rgb, severity, rng):
-    gain = _interp(severity, [1, 1.8, 3.0, 5.0, 9.0])
+def over_exposure(rgb, severity, rng, scene=None):
+    gain = _exposure_gain(rgb, severity, OVER_EXPOSURE_GAIN, scene, max)
     return rgb if gain == 1 else _from_linear(_to_linear(rgb) * gain)
 
 
-def contrast_loss(rgb, severity, rng):
+def contrast_loss(rgb, severity, rng, scene=None):
     keep = _interp(severity, [1, 0.7, 0.5, 0.33, 0.2])
     if keep == 1:
         return rgb
@@ -107,16 +135,16 @@ def contrast_loss(rgb, severity, rng):
                    255).astype(np.uint8)
 
 
-def low_light(rgb, severity, rng):
+def low_light(rgb, severity, rng, scene=None):
     if severity <= 0:
         return rgb
     # A dark scene pushed up by sensor gain: dim, noisy, slightly soft.
-    dark = under_exposure(rgb, severity * 0.6, rng)
+    dark = under_exposure(rgb, severity * 0.6, rng, scene)
     noisy = sensor_noise(dark, min(MAX_SEVERITY, severity * 0.8), rng)
     return cv2.GaussianBlur(noisy, (0, 0), sigmaX=0.3 + 0.2 * severity)
 
 
-FAMILIES: Dict[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray]] = {
+FAMILIES: Dict[str, Callable[..., np.ndarray]] = {
     'defocus_blur': defocus_blur,
     'motion_blur': motion_blur,
     'sensor_noise': sensor_noise,
@@ -146,13 +174,17 @@ def quality_target(severities: Mapping[str, float]) -> float:
     return quality
 
 
-def degrade(rgb: np.ndarray, severities: Mapping[str, float],
-            rng: np.random.Generator) -> np.ndarray:
-    """Apply each family of ``severities`` to an RGB uint8 image, in a fixed order."""
+def degrade(rgb: np.ndarray, severities: Mapping[str, float], rng: np.random.Generator,
+            scene: Optional[float] = None) -> np.ndarray:
+    """Apply each family of ``severities`` to an RGB uint8 image, in a fixed order.
+
+    ``scene`` is the key (:func:`scene_key`) of the photo ``rgb`` is a window of; None
+    takes the key of ``rgb`` as it is given, before any family is applied."""
+    scene = scene_key(rgb) if scene is None else scene
     for family in APPLICATION_ORDER:
         severity = severities.get(family, 0.0)
         if severity > 0:
-            rgb = FAMILIES[family](rgb, severity, rng)
+            rgb = FAMILIES[family](rgb, severity, rng, scene)
     return rgb
 
 

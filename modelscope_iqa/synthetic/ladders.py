@@ -20,7 +20,7 @@ from ..config import PreprocessConfig
 from ..preprocessors.image_io import load_rgb
 from ..preprocessors.transforms import crop_to_tensor, oriented
 from .dataset import DEGRADE_MARGIN, detail
-from .distortions import FAMILIES, degrade, quality_target
+from .distortions import FAMILIES, degrade, quality_target, scene_key
 
 # JPEG's 8x8 grid: the crop starts at a random phase of it, as an arbitrary crop of a
 # compressed photo does.
@@ -76,7 +76,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
         self.mixture_share = float(mixture_share)
         self.windows = int(windows)
         need = max(self.crop_size) + 2 * WINDOW_PAD
-        self.images: List[Tuple[np.ndarray, bool]] = []
+        # (image, portrait, key of the whole image)
+        self.images: List[Tuple[np.ndarray, bool, float]] = []
         for photo in photos:
             rgb = load_rgb(photo)
             for scale in scales:
@@ -84,7 +85,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
                     rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 if min(image.shape[:2]) >= need:
                     self.images.append((np.ascontiguousarray(image),
-                                        image.shape[0] > image.shape[1]))
+                                        image.shape[0] > image.shape[1], scene_key(image)))
         if not self.images:
             raise ValueError(f'no photo is large enough for {self.crop_size} crops')
         self.families = sorted(FAMILIES)
@@ -94,10 +95,10 @@ class SyntheticLadderDataset(TorchCustomDataset):
     def __len__(self) -> int:
         return self.length
 
-    def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool]:
+    def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool, float]:
         """A random window of a random image: the crop with a ``WINDOW_PAD`` margin on
-        every side, and whether the image is portrait."""
-        image, portrait = self.images[int(rng.integers(len(self.images)))]
+        every side, whether the image is portrait, and the image's key."""
+        image, portrait, key = self.images[int(rng.integers(len(self.images)))]
         crop_h, crop_w = oriented(self.crop_size, portrait)
         span_h, span_w = crop_h + 2 * WINDOW_PAD, crop_w + 2 * WINDOW_PAD
         height, width = image.shape[:2]
@@ -106,7 +107,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
             top = int(rng.integers(0, height - span_h + 1))
             left = int(rng.integers(0, width - span_w + 1))
             candidates.append(image[top:top + span_h, left:left + span_w])
-        return max(candidates, key=detail), portrait
+        return max(candidates, key=detail), portrait, key
 
     def recipes(self, rng: np.random.Generator) -> List[Dict[str, float]]:
         """The degradation recipe of each rung, best first."""
@@ -121,14 +122,14 @@ class SyntheticLadderDataset(TorchCustomDataset):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
-        window, portrait = self._window(rng)
+        window, portrait, key = self._window(rng)
         crop_h, crop_w = oriented(self.crop_size, portrait)
         top = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
         left = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
         flip = bool(rng.integers(2))
         views, targets = [], []
         for recipe in self.recipes(rng):
-            degraded = degrade(window, recipe, rng)
+            degraded = degrade(window, recipe, rng, key)
             crop = degraded[top:top + crop_h, left:left + crop_w]
             views.append(crop_to_tensor(crop, portrait, self.preprocess, flip=flip))
             targets.append(quality_target(recipe))
