@@ -99,13 +99,14 @@ FINETUNING = {
     'mixture_share': 0.25,
     'batch_groups': 4,
     'workers': 1,
-    'epochs': 6,
+    'epochs': 4,
     'lr': 3e-4,
     'precision': 'bf16',
     'l1_loss_weight': 1.0,
     'rank_loss_weight': 1.0,
     'rank_margin_cap': 0.1,
     'rank_cross_min_gap': 0.3,
+    'freeze_batchnorm': True,
 }
 
 # Stage 1's data options; its optimiser, batch, epochs, precision and loss are the
@@ -279,6 +280,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         cfg.model.rank_loss_weight = settings['rank_loss_weight']
         cfg.model.rank_margin_cap = settings['rank_margin_cap']
         cfg.model.rank_cross_min_gap = settings['rank_cross_min_gap']
+        cfg.model.freeze_batchnorm = settings['freeze_batchnorm']
         cfg.train.max_epochs = cfg.train.lr_scheduler.T_max = settings['epochs']
         cfg.train.dataloader.batch_size_per_gpu = settings['batch_groups']
         cfg.train.dataloader.workers_per_gpu = settings['workers']

@@ -62,3 +62,21 @@ def test_loss_weights_are_checked(our_model_dir):
         ImageQualityAssessmentMosModel(str(our_model_dir), l1_loss_weight=0.0)
     with pytest.raises(ValueError, match='>= 0'):
         ImageQualityAssessmentMosModel(str(our_model_dir), rank_loss_weight=-1.0)
+
+
+def test_frozen_batchnorm_keeps_running_statistics(our_model_dir):
+    model = ImageQualityAssessmentMosModel(str(our_model_dir), freeze_batchnorm=True).train()
+    batchnorms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert batchnorms and not any(m.training for m in batchnorms)
+    assert model.training and model.network.head.training
+    before = [m.running_mean.clone() for m in batchnorms]
+    out = model(input=torch.rand(4, 3, 64, 64), target=torch.tensor([0.9, 0.7, 0.5, 0.2]))
+    out['loss'].backward()
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, batchnorms))
+    assert all(m.weight.grad is not None for m in batchnorms)
+    # Unfrozen (the default), training updates the running statistics.
+    model = ImageQualityAssessmentMosModel(str(our_model_dir)).train()
+    batchnorm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = batchnorm.running_mean.clone()
+    model(input=torch.rand(4, 3, 64, 64), target=torch.tensor([0.9, 0.7, 0.5, 0.2]))
+    assert not torch.equal(before, batchnorm.running_mean)

@@ -79,6 +79,9 @@ class ImageQualityAssessmentMosModel(TorchModel):
         rank_margin_cap: the hinge's largest margin (None: the whole target gap).
         rank_cross_min_gap: the smallest target gap of a pair across groups that the
             hinge counts.
+        freeze_batchnorm: keep BatchNorm in inference mode while training (running
+            statistics fixed, affine parameters still learn), so a batch of few contents
+            (ladders) normalises as inference does.
     """
 
     def __init__(self,
@@ -89,6 +92,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
                  rank_loss_weight: float = 0.0,
                  rank_margin_cap: Optional[float] = None,
                  rank_cross_min_gap: float = 0.0,
+                 freeze_batchnorm: bool = False,
                  **kwargs):
         super().__init__(model_dir, *args, **kwargs)
         if train_precision not in TRAIN_PRECISIONS:
@@ -99,6 +103,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
         self.rank_loss_weight = float(rank_loss_weight)
         self.rank_margin_cap = None if rank_margin_cap is None else float(rank_margin_cap)
         self.rank_cross_min_gap = float(rank_cross_min_gap)
+        self.freeze_batchnorm = bool(freeze_batchnorm)
         if self.l1_loss_weight < 0 or self.rank_loss_weight < 0 or not (
                 self.l1_loss_weight or self.rank_loss_weight):
             raise ValueError('l1_loss_weight and rank_loss_weight must be >= 0 and not '
@@ -126,6 +131,14 @@ class ImageQualityAssessmentMosModel(TorchModel):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         return self.network.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.freeze_batchnorm:
+            for module in self.network.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def _training_autocast(self, device: torch.device):
         if self.train_precision == 'fp32':
