@@ -16,8 +16,10 @@ export: the shipped model):
   pack      stage 1's best checkpoint in float16 -> WORK/model, the candidate.
   finetune  stage 2 (the experiment of issue 10, not shipped): from the stage-1 weights
             as shipped, ladders of one window at rising severities of one family
-            (SyntheticLadderDataset) from all train photos and charts, L1 + a pairwise
-            ranking hinge (FINETUNING below). Resumes from its last epoch checkpoint.
+            (SyntheticLadderDataset) from all train photos and charts, L1 + a capped
+            pairwise ranking hinge, BatchNorm frozen (FINETUNING below: run 3 of
+            docs/default_model_stage2_experiment.md). Resumes from its last epoch
+            checkpoint.
   calibrate fit sigmoid(a * logit + b) to the targets on degraded train photos, fold it
             into the head's last layer of the stage-2 weights -> WORK/model.
   brisque   score the holdout set with BRISQUE (cached; needs `pip install .[train]`).
@@ -89,8 +91,9 @@ EPOCH_EVAL_PHOTOS = 3
 EPOCH_EVAL_SEVERITIES = (2, 4)
 VALIDATION_SEVERITIES = (1, 2, 3, 4)
 
-# Stage 2, the ladder experiment of issue 10 (not the shipped weights; see
-# docs/default_model_stage2_experiment.md): data and optimiser options.
+# Stage 2, the ladder experiment of issue 10 (not the shipped weights): data, loss and
+# optimiser options of its run 3 (docs/default_model_stage2_experiment.md has runs 1-3
+# and the commits that hold the settings of runs 1 and 2).
 FINETUNING = {
     'crop_size': (224, 224),
     'rungs': 4,

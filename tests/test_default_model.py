@@ -63,3 +63,19 @@ def test_export_refuses_an_incomplete_folder(tmp_path, our_model_dir):
     shutil.copytree(our_model_dir, source)
     with pytest.raises(ModelDirError, match='README.md'):
         export_model_folder(str(tmp_path / 'out'), model_dir=str(source))
+
+
+def test_card_and_readme_show_the_committed_report():
+    """The held-out table in the README and the model card is the committed report
+    (docs/default_model_report.json, written by the build's `report` step), rendered."""
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location('build_default_model',
+                                                  REPO / 'scripts' / 'build_default_model.py')
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    result = json.loads((REPO / 'docs' / 'default_model_report.json').read_text())
+    rendered = build.render_report(result)
+    assert '| jpeg compression |' in rendered
+    for card in (REPO / 'README.md', REPO / 'modelscope_iqa' / 'default_model' / 'README.md'):
+        assert rendered in card.read_text(), card
