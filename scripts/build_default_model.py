@@ -112,6 +112,11 @@ FINETUNING = {
     'freeze_batchnorm': True,
 }
 
+# The entries of FINETUNING that are options of the model (configuration.json's model
+# section) rather than of the data or the optimiser.
+FINETUNING_MODEL_OPTIONS = ('l1_loss_weight', 'rank_loss_weight', 'rank_margin_cap',
+                            'rank_cross_min_gap', 'freeze_batchnorm')
+
 # Stage 1's data options; its optimiser, batch, epochs, precision and loss are the
 # training section of configuration.json (the recipe of the shipped weights).
 TRAINING = {
@@ -254,8 +259,8 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
 
 def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None) -> None:
     """Stage 2 (the experiment of issue 10): from the stage-1 weights as shipped
-    (float16), ladders of every family, L1 + pairwise ranking hinge, BatchNorm in
-    training mode, trunk in bf16."""
+    (float16), ladders of every family, with the loss, BatchNorm and precision options
+    of ``FINETUNING``."""
     from modelscope.trainers import build_trainer
 
     init = init or work_dir / 'train' / 'output_best' / WEIGHTS_FILE
@@ -279,11 +284,8 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
 
     def configure(cfg):
         cfg.model.train_precision = settings['precision']
-        cfg.model.l1_loss_weight = settings['l1_loss_weight']
-        cfg.model.rank_loss_weight = settings['rank_loss_weight']
-        cfg.model.rank_margin_cap = settings['rank_margin_cap']
-        cfg.model.rank_cross_min_gap = settings['rank_cross_min_gap']
-        cfg.model.freeze_batchnorm = settings['freeze_batchnorm']
+        for option in FINETUNING_MODEL_OPTIONS:
+            cfg.model[option] = settings[option]
         cfg.train.max_epochs = cfg.train.lr_scheduler.T_max = settings['epochs']
         cfg.train.dataloader.batch_size_per_gpu = settings['batch_groups']
         cfg.train.dataloader.workers_per_gpu = settings['workers']

@@ -6,6 +6,7 @@ import torch
 from modelscope_iqa.synthetic import (FAMILIES, MAX_SEVERITY, SyntheticDistortionDataset,
                                       SyntheticLadderDataset, dead_leaves, degrade,
                                       quality_target, sample_severities, scene_key)
+from modelscope_iqa.synthetic import distortions
 from modelscope_iqa.synthetic.distortions import AVERAGE_KEY, PRISTINE_QUALITY
 
 from conftest import make_image
@@ -42,9 +43,7 @@ def test_each_family_changes_the_image_more_with_severity(photo, family):
 
 def _scaled_key(photo, key):
     """``photo`` with its linear light scaled to mean ``key`` (no clipping at these keys)."""
-    linear = (photo / 255.0)**2.2
-    return np.clip((linear * key / linear.mean())**(1 / 2.2) * 255 + 0.5, 0,
-                   255).astype(np.uint8)
+    return distortions._from_linear(distortions._to_linear(photo) * key / scene_key(photo))
 
 
 def test_exposure_faults_are_relative_to_the_scene(photo):

@@ -51,18 +51,18 @@ class SyntheticDistortionDataset(TorchCustomDataset):
         self.length = int(length)
         self.crop_size = tuple(crop_size)
         self.seed = int(seed)
-        self.photos: List[Tuple[np.ndarray, bool]] = [
-            cover_resize(load_rgb(photo), self.preprocess) for photo in photos
-        ]
-        self.keys = [scene_key(image) for image, _ in self.photos]
+        # (image, portrait, key of the whole image), as SyntheticLadderDataset keeps them
+        self.photos: List[Tuple[np.ndarray, bool, float]] = []
+        for photo in photos:
+            image, portrait = cover_resize(load_rgb(photo), self.preprocess)
+            self.photos.append((image, portrait, scene_key(image)))
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> Dict[str, object]:
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
-        which = int(rng.integers(len(self.photos)))
-        image, portrait = self.photos[which]
+        image, portrait, key = self.photos[int(rng.integers(len(self.photos)))]
         crop_h, crop_w = oriented(self.crop_size, portrait)
         height, width = image.shape[:2]
         margin = min(DEGRADE_MARGIN, (height - crop_h) // 2, (width - crop_w) // 2)
@@ -76,7 +76,7 @@ class SyntheticDistortionDataset(TorchCustomDataset):
                                  left - margin:left + crop_w + margin])
         window = max(windows, key=detail)
         severities = sample_severities(rng)
-        degraded = degrade(np.ascontiguousarray(window), severities, rng, self.keys[which])
+        degraded = degrade(np.ascontiguousarray(window), severities, rng, key)
         crop = degraded[margin:margin + crop_h, margin:margin + crop_w]
         return {
             'input': crop_to_tensor(crop, portrait, self.preprocess,

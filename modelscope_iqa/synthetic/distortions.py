@@ -144,7 +144,9 @@ def low_light(rgb, severity, rng, scene=None):
     return cv2.GaussianBlur(noisy, (0, 0), sigmaX=0.3 + 0.2 * severity)
 
 
-FAMILIES: Dict[str, Callable[..., np.ndarray]] = {
+# A family: (rgb, severity, rng, scene key or None) -> degraded rgb.
+FAMILIES: Dict[str, Callable[[np.ndarray, float, np.random.Generator, Optional[float]],
+                             np.ndarray]] = {
     'defocus_blur': defocus_blur,
     'motion_blur': motion_blur,
     'sensor_noise': sensor_noise,
