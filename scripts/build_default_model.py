@@ -4,7 +4,8 @@ Steps (each can be run alone; ``all`` runs photos, valset, train, pack, brisque,
 export: the shipped model):
 
   photos    apt-get download + dpkg -x the Debian wallpaper packages
-            (plasma-workspace-wallpapers, mate-backgrounds, gnome-backgrounds, lxqt-themes),
+            (plasma-workspace-wallpapers, mate-backgrounds, gnome-backgrounds, lxqt-themes,
+            lomiri-wallpapers-16.04, lomiri-wallpapers-20.04),
             pick the photographs named below, bring each to the model's working scale
             (1080x1920; smaller photos stay as they are), split them by whole photo into
             train and holdout, and draw dead-leaves charts for training.
@@ -66,7 +67,7 @@ from modelscope_iqa.synthetic import (FAMILIES, SyntheticDistortionDataset,  # n
 LOG = logging.getLogger('build_default_model')
 
 DEBIAN_PACKAGES = ('plasma-workspace-wallpapers', 'mate-backgrounds', 'gnome-backgrounds',
-                   'lxqt-themes')
+                   'lxqt-themes', 'lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04')
 # The photographs among the packages' wallpapers (the rest are drawings and patterns),
 # as paths under the extracted /usr/share; plasma wallpapers use their largest image.
 # gnome-backgrounds holds no photograph. lxqt-themes' wallpapers are LGPL-2.1+.
@@ -78,11 +79,18 @@ PLASMA_PHOTOS = ['BytheWater', 'ColdRipple', 'ColorfulCups', 'DarkestHour', 'Eve
 LXQT_PHOTOS = ['Butterfly-Kenneth-Wimer.jpg', 'Valendas.png', 'after-the-rain.jpg',
                'appleflower.png', 'beam.png', 'butterfly.png', 'cloud.png', 'drop.png',
                'flowers.png', 'fog.jpg', 'this-is-not-windows.jpg']
+# Ubuntu wallpaper-contest photographs, /usr/share/backgrounds/NAME_by_AUTHOR.jpg
+# (CC-BY-4.0, CC-BY-SA-3.0/4.0 or CC0-1.0, as each package's copyright file says); the
+# packages' drawings and the composite Infinite-Sea are left out.
+LOMIRI_PHOTOS = ['Bridge', 'Dragonfly', 'Kleiber', 'Picture_0B', 'Picture_1A', 'Wine',
+                 'aitzgorri', 'free', 'friends', 'greentock', 'life', 'picosdeeuropa',
+                 'seeding', 'sunset']
 # Smaller than 1080x1920: trained on (stage 2) at its own scale, never upscaled.
 NATIVE_SCALE_PHOTOS = ['GreenMeadow']
 # Whole photos held out from training (every stage), for validation and the report:
 # two or more from each package that has photographs.
-HOLDOUT = ['Dune', 'Wood', 'ColorfulCups', 'EveningGlow', 'Path', 'flowers', 'Valendas']
+HOLDOUT = ['Dune', 'Wood', 'ColorfulCups', 'EveningGlow', 'Path', 'flowers', 'Valendas',
+           'aitzgorri', 'greentock']
 # Stage 1 trained on the mate and plasma photos only.
 STAGE1_PHOTOS = sorted(set(MATE_PHOTOS + PLASMA_PHOTOS) - set(HOLDOUT))
 DEAD_LEAVES_CHARTS = 4
@@ -92,8 +100,8 @@ EPOCH_EVAL_SEVERITIES = (2, 4)
 VALIDATION_SEVERITIES = (1, 2, 3, 4)
 
 # Stage 2, the ladder experiment of issue 10 (not the shipped weights): data, loss and
-# optimiser options of its run 3 (docs/default_model_stage2_experiment.md has runs 1-3
-# and the commits that hold the settings of runs 1 and 2).
+# optimiser options of its run 4 (docs/default_model_stage2_experiment.md has runs 1-4
+# and the commits that hold the settings of runs 1-3).
 FINETUNING = {
     'crop_size': (224, 224),
     'rungs': 4,
@@ -102,7 +110,7 @@ FINETUNING = {
     'mixture_share': 0.25,
     'batch_groups': 4,
     'workers': 1,
-    'epochs': 4,
+    'epochs': 6,
     'lr': 3e-4,
     'precision': 'bf16',
     'l1_loss_weight': 1.0,
@@ -133,8 +141,9 @@ def _run(command, cwd=None):
 def fetch_photos(work_dir: Path, seed: int) -> None:
     debs, root = work_dir / 'debs', work_dir / 'debs' / 'root'
     debs.mkdir(parents=True, exist_ok=True)
-    if not list(debs.glob('*.deb')):
-        _run(['apt-get', 'download', *DEBIAN_PACKAGES], cwd=debs)
+    missing = [p for p in DEBIAN_PACKAGES if not list(debs.glob(f'{p}_*.deb'))]
+    if missing:
+        _run(['apt-get', 'download', *missing], cwd=debs)
     for deb in sorted(debs.glob('*.deb')):
         _run(['dpkg', '-x', str(deb), str(root)])
     share = root / 'usr' / 'share'
@@ -145,6 +154,8 @@ def fetch_photos(work_dir: Path, seed: int) -> None:
         sources[name] = max(images, key=lambda p: _pixels(p.stem))
     for file_name in LXQT_PHOTOS:
         sources[Path(file_name).stem] = share / 'lxqt' / 'wallpapers' / file_name
+    for name in LOMIRI_PHOTOS:
+        sources[name], = (share / 'backgrounds').glob(f'{name}_by_*.jpg')
     out = work_dir / 'pristine'
     for name, path in sorted(sources.items()):
         split = 'holdout' if name in HOLDOUT else 'train'
