@@ -58,8 +58,9 @@ from modelscope_iqa.hub import CONFIGURATION_NAME  # noqa: E402
 from modelscope_iqa.metainfo import Trainers  # noqa: E402
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights  # noqa: E402
 from modelscope_iqa.models.checkpoint import WEIGHTS_FILE  # noqa: E402
-from modelscope_iqa.preprocessors.transforms import (cover_size, oriented,  # noqa: E402
-                                                     to_network_input)
+from modelscope_iqa.preprocessors import (Pixels, crop_to_float, decode,  # noqa: E402
+                                          network_crop)
+from modelscope_iqa.preprocessors.crop import cover_size, oriented  # noqa: E402
 from modelscope_iqa.synthetic import (FAMILIES, SyntheticDistortionDataset,  # noqa: E402
                                       SyntheticLadderDataset, dead_leaves, degrade,
                                       quality_target)
@@ -161,7 +162,7 @@ def fetch_photos(work_dir: Path, seed: int) -> None:
         split = 'holdout' if name in HOLDOUT else 'train'
         target = out / split / f'{name}.png'
         target.parent.mkdir(parents=True, exist_ok=True)
-        rgb = _working_scale(modelscope_iqa.preprocessors.load_rgb(str(path)))
+        rgb = _working_scale(decode(path).rgb())
         cv2.imwrite(str(target), rgb[:, :, ::-1])
         LOG.info('%s -> %s %s', path.name, target, rgb.shape)
     config = PreprocessConfig.from_mapping()
@@ -327,7 +328,7 @@ def _calibration_rows(work_dir: Path, seed: int):
 
 
 def _logits(network: IqaMosNet, rgb: np.ndarray, config: PreprocessConfig) -> float:
-    x = to_network_input(rgb, config)[None]
+    x = crop_to_float(network_crop(Pixels(rgb, 'RGB'), config))[None]
     with torch.no_grad():
         return float(network.forward_head(network.forward_features(x)))
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from conftest import make_image
 from modelscope_iqa.errors import DatasetError, InputError, UnsupportedArrayError
-from modelscope_iqa.preprocessors import load_rgb
+from modelscope_iqa.preprocessors import decode
 
 HOSTILE_DEADLINE_MS = 5000
 
@@ -96,8 +96,9 @@ def test_exif_rotated_jpeg_scores_like_the_upright_image(tmp_path, scorer):
     Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(
         tmp_path / 'rotated.jpg', exif=exif, quality=95)
     upright = np.asarray(Image.open(tmp_path / 'rotated.jpg').transpose(Image.ROTATE_270))
-    assert load_rgb(str(tmp_path / 'rotated.jpg')).shape == upright.shape
-    np.testing.assert_array_equal(load_rgb(str(tmp_path / 'rotated.jpg')), upright)
+    rotated = decode(str(tmp_path / 'rotated.jpg')).rgb()
+    assert rotated.shape == upright.shape
+    np.testing.assert_array_equal(rotated, upright)
 
 
 ARRAY_CASES = {
@@ -221,7 +222,7 @@ def test_random_bytes_decode_or_raise_input_error(data, tmp_path_factory):
     path = tmp_path_factory.mktemp('bytes') / 'input.jpg'
     path.write_bytes(data)
     try:
-        rgb = load_rgb(str(path))
+        rgb = decode(str(path)).rgb()
     except InputError as exc:
         assert 'input.jpg' in str(exc)
     else:

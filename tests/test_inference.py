@@ -19,8 +19,7 @@ from scipy.stats import spearmanr
 from conftest import make_image, make_reference_network
 from modelscope_iqa.config import DEFAULT_MODEL_DIR, PreprocessConfig
 from modelscope_iqa.models import IqaMosNet, InferenceNetwork
-from modelscope_iqa.preprocessors import crop_image
-from modelscope_iqa.preprocessors.transforms import crop_to_float
+from modelscope_iqa.preprocessors import crop_to_float, decode, network_crop
 from modelscope_iqa.synthetic.distortions import FAMILIES
 
 FAST_MAX_DIFF = 0.02
@@ -32,7 +31,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / 'samples' / 'cups_pristine.jpg
 @pytest.fixture(scope='module')
 def crops(image_files):
     config = PreprocessConfig.from_mapping()
-    return torch.from_numpy(np.stack([crop_image(path, config) for path in image_files]))
+    return torch.from_numpy(np.stack([network_crop(decode(path), config) for path in image_files]))
 
 
 def test_exact_mode_is_as_accurate_as_modelscope_on_any_checkpoint(crops):

@@ -17,7 +17,7 @@ import torch
 from ..config import PreprocessConfig
 from ..errors import IqaError
 from ..models import InferenceNetwork
-from ..preprocessors import crop_image
+from ..preprocessors import decode, network_crop
 from .inputs import is_video
 from .video import sample_frames
 
@@ -45,10 +45,10 @@ class ScoringInputs(torch.utils.data.Dataset):
             if is_video(path):
                 sampled = list(sample_frames(path, self.frames, self.fps))
                 tensors = torch.from_numpy(np.stack(
-                    [crop_image(frame, self.preprocess) for _, frame in sampled]))
+                    [network_crop(decode(frame), self.preprocess) for _, frame in sampled]))
                 frame_numbers = [number for number, _ in sampled]
             else:
-                crop = crop_image(path, self.preprocess)
+                crop = network_crop(decode(path), self.preprocess)
                 tensors = torch.from_numpy(crop).unsqueeze(0)
                 frame_numbers = []
             return {'path': path, 'tensors': tensors, 'frames': frame_numbers, 'error': None}

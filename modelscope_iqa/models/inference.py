@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..config import PreprocessConfig
+from ..preprocessors.scale import to_unit_range
 from .network import IqaMosNet, ResNet18Trunk
 from .quantization import quantize_trunk
 
@@ -35,7 +36,6 @@ PRECISION_DTYPES: Dict[str, torch.dtype] = {
     'int8': torch.float32}  # int8: float in and out, quantized inside
 CUDA_ONLY_PRECISIONS = frozenset({'fp16'})
 CPU_ONLY_PRECISIONS = frozenset({'int8'})
-UINT8_MAX = 255.0
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -90,7 +90,7 @@ class InferenceNetwork(nn.Module):
     def _as_input(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, non_blocking=True)
         if batch.dtype == torch.uint8:  # (N, H, W, C) crops: NCHW view, channels-last
-            return batch.permute(0, 3, 1, 2).to(self.dtype).div_(UINT8_MAX)
+            return to_unit_range(batch, self.dtype)
         return batch.to(self.dtype).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()

@@ -20,6 +20,9 @@ import torch
 from torch import nn
 
 from ..config import PreprocessConfig
+from ..preprocessors.crop import network_crop
+from ..preprocessors.decode import Pixels, decode
+from ..preprocessors.scale import crop_to_float
 from ..synthetic.distortions import FAMILIES
 
 CALIBRATION_PHOTO = Path(__file__).resolve().parent.parent / 'default_model' / \
@@ -33,8 +36,7 @@ def calibration_crops(config: PreprocessConfig) -> List[np.ndarray]:
     """uint8 network crops: the calibration photo pristine and under every degradation
     family at severity 3 (10 crops). With only the four most extreme families the
     largest error on 15 other photos grew from 0.003 to 0.012."""
-    from ..preprocessors import Pixels, load_rgb, network_crop
-    rgb = load_rgb(str(CALIBRATION_PHOTO))
+    rgb = decode(CALIBRATION_PHOTO).rgb()
     rng = np.random.default_rng(CALIBRATION_SEED)
     views = [rgb] + [FAMILIES[family](rgb, CALIBRATION_SEVERITY, rng)
                      for family in sorted(FAMILIES)]
@@ -46,8 +48,7 @@ def quantize_trunk(trunk: nn.Module, config: PreprocessConfig) -> nn.Module:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
     torch.backends.quantized.engine = QUANTIZED_ENGINE
-    crops = [torch.from_numpy(c).permute(2, 0, 1).float().div_(255.0)[None]
-             for c in calibration_crops(config)]
+    crops = [crop_to_float(c)[None] for c in calibration_crops(config)]
     with warnings.catch_warnings():  # torch.ao announces its move to torchao
         warnings.simplefilter('ignore')
         prepared = prepare_fx(copy.deepcopy(trunk).float().eval(),

@@ -13,8 +13,8 @@ from .._modelscope_index import list_in_modelscope_index
 from ..config import DatasetConfig
 from ..errors import DatasetError
 from ..metainfo import TASK, CustomDatasets
-from ..preprocessors import (ImageQualityAssessmentMosPreprocessor, load_rgb,
-                             to_random_training_input)
+from ..preprocessors import (ImageQualityAssessmentMosPreprocessor, crop_to_float, decode,
+                             network_crop)
 
 __all__ = ['ImageQualityAssessmentMosDataset']
 
@@ -79,9 +79,9 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
         if not math.isfinite(mos):
             raise DatasetError(f'row {index} ({image!r}): MOS {raw_mos!r} is not a number')
         if self.mode == ModeKeys.TRAIN:
-            network_input = to_random_training_input(
-                load_rgb(image), self.preprocessor.config, self.config.train_crop_size,
-                self._training_rng())
+            network_input = crop_to_float(network_crop(
+                decode(image), self.preprocessor.config, self._training_rng(),
+                self.config.train_crop_size))
         else:
             network_input = self.preprocessor(image)['input'].squeeze(0)
         return {'input': network_input, 'target': mos * self.config.mos_scale}

@@ -12,7 +12,7 @@ from .._modelscope_index import list_in_modelscope_index
 from ..hub import CONFIGURATION_NAME, resolve_model_dir
 from ..metainfo import TASK, Pipelines, Preprocessors
 from ..models import EXACT_PRECISION, ImageQualityAssessmentMosModel, InferenceNetwork
-from ..preprocessors import ImageQualityAssessmentMosPreprocessor, crop_image
+from ..preprocessors import ImageQualityAssessmentMosPreprocessor, decode, network_crop
 
 __all__ = ['ImageQualityAssessmentMosPipeline', 'load_model']
 
@@ -72,7 +72,7 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
     def preprocess(self, input: Any, **preprocess_params) -> Dict[str, Any]:
         if not isinstance(self.preprocessor, ImageQualityAssessmentMosPreprocessor):
             return self.preprocessor(input)  # someone else's: a float tensor batch
-        crop = crop_image(input, self.preprocessor.config)
+        crop = network_crop(decode(input), self.preprocessor.config)
         return {'input': torch.from_numpy(crop).unsqueeze(0)}
 
     def forward(self, input: Dict[str, Any], **forward_params) -> Dict[str, Any]:

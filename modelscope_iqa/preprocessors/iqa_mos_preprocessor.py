@@ -1,8 +1,6 @@
 """The ModelScope preprocessor: any accepted image input -> ``{'input': (1, 3, H, W)}``."""
 from typing import Any, Dict, Optional, Sequence
 
-import numpy as np
-
 from modelscope.preprocessors.base import Preprocessor
 from modelscope.preprocessors.builder import PREPROCESSORS
 from modelscope.utils.constant import ModeKeys
@@ -10,21 +8,17 @@ from modelscope.utils.constant import ModeKeys
 from .._modelscope_index import list_in_modelscope_index
 from ..config import PreprocessConfig
 from ..metainfo import PREPROCESSOR_FIELD, Preprocessors
-from .image_io import ImageInput, load_pixels
-from .transforms import crop_to_float, network_crop
+from .crop import network_crop
+from .decode import ImageInput, decode
+from .scale import crop_to_float
 
-__all__ = ['ImageQualityAssessmentMosPreprocessor', 'crop_image']
-
-
-def crop_image(image: ImageInput, config: PreprocessConfig) -> np.ndarray:
-    """Decode ``image`` and cut the network's uint8 crop (see :func:`network_crop`)."""
-    return network_crop(load_pixels(image), config)
+__all__ = ['ImageQualityAssessmentMosPreprocessor']
 
 
 @PREPROCESSORS.register_module(PREPROCESSOR_FIELD, module_name=Preprocessors.iqa_mos)
 class ImageQualityAssessmentMosPreprocessor(Preprocessor):
-    """Decodes an image (see :mod:`.image_io` for the accepted kinds) and builds the
-    network input (see :mod:`.transforms`). Options left as None take the values of
+    """Decodes an image (see :mod:`.decode` for the accepted kinds) and builds the
+    network input (see :mod:`.crop` and :mod:`.scale`). Options left as None take the values of
     the package's ``configuration.json``.
 
     Args:
@@ -49,7 +43,7 @@ class ImageQualityAssessmentMosPreprocessor(Preprocessor):
                  interpolation=interpolation, channel_order=channel_order))
 
     def __call__(self, data: ImageInput) -> Dict[str, Any]:
-        return {'input': crop_to_float(crop_image(data, self.config)).unsqueeze(0)}
+        return {'input': crop_to_float(network_crop(decode(data), self.config)).unsqueeze(0)}
 
 
 list_in_modelscope_index(PREPROCESSORS, PREPROCESSOR_FIELD, Preprocessors.iqa_mos, __name__)

@@ -10,8 +10,9 @@ import torch
 from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
 
 from ..config import PreprocessConfig
-from ..preprocessors.image_io import load_rgb
-from ..preprocessors.transforms import cover_resize, crop_to_tensor, oriented
+from ..preprocessors.crop import cover_resize, landscape_crop, oriented
+from ..preprocessors.decode import decode
+from ..preprocessors.scale import crop_to_float
 from .distortions import degrade, quality_target, sample_severities, scene_key
 
 # Extra pixels around a crop while degrading, so blurs see real neighbours at the border.
@@ -54,7 +55,7 @@ class SyntheticDistortionDataset(TorchCustomDataset):
         # (image, portrait, key of the whole image), as SyntheticLadderDataset keeps them
         self.photos: List[Tuple[np.ndarray, bool, float]] = []
         for photo in photos:
-            image, portrait = cover_resize(load_rgb(photo), self.preprocess)
+            image, portrait = cover_resize(decode(photo).rgb(), self.preprocess)
             self.photos.append((image, portrait, scene_key(image)))
 
     def __len__(self) -> int:
@@ -79,7 +80,7 @@ class SyntheticDistortionDataset(TorchCustomDataset):
         degraded = degrade(np.ascontiguousarray(window), severities, rng, key)
         crop = degraded[margin:margin + crop_h, margin:margin + crop_w]
         return {
-            'input': crop_to_tensor(crop, portrait, self.preprocess,
-                                    flip=bool(rng.integers(2))),
+            'input': crop_to_float(landscape_crop(crop, portrait, 'RGB', self.preprocess,
+                                                  flip=bool(rng.integers(2)))),
             'target': quality_target(severities),
         }

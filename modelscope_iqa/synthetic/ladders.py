@@ -17,8 +17,9 @@ import torch
 from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
 
 from ..config import PreprocessConfig
-from ..preprocessors.image_io import load_rgb
-from ..preprocessors.transforms import crop_to_tensor, oriented
+from ..preprocessors.crop import landscape_crop, oriented
+from ..preprocessors.decode import decode
+from ..preprocessors.scale import crop_to_float
 from .dataset import DEGRADE_MARGIN, detail
 from .distortions import FAMILIES, degrade, quality_target, scene_key
 
@@ -79,7 +80,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
         # (image, portrait, key of the whole image)
         self.images: List[Tuple[np.ndarray, bool, float]] = []
         for photo in photos:
-            rgb = load_rgb(photo)
+            rgb = decode(photo).rgb()
             for scale in scales:
                 image = rgb if scale == 1.0 else cv2.resize(
                     rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -131,7 +132,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
         for recipe in self.recipes(rng):
             degraded = degrade(window, recipe, rng, key)
             crop = degraded[top:top + crop_h, left:left + crop_w]
-            views.append(crop_to_tensor(crop, portrait, self.preprocess, flip=flip))
+            views.append(crop_to_float(landscape_crop(crop, portrait, 'RGB', self.preprocess, flip)))
             targets.append(quality_target(recipe))
         return {'input': torch.stack(views),
                 'target': torch.tensor(targets, dtype=torch.float32)}

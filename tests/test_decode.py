@@ -5,9 +5,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import make_image
-import modelscope_iqa.preprocessors.image_io as image_io
+import modelscope_iqa.preprocessors.decode as decoding
 from modelscope_iqa.errors import UnreadableImageError
-from modelscope_iqa.preprocessors import load_pixels, load_rgb
+from modelscope_iqa.preprocessors import decode
 
 
 def pillow_rgb(path):
@@ -21,7 +21,7 @@ def _rgb(seed=0, size=(123, 157)):
 
 def _with_exif_orientation(image, path, orientation):
     exif = Image.Exif()
-    exif[image_io.EXIF_ORIENTATION] = orientation
+    exif[decoding.EXIF_ORIENTATION] = orientation
     image.save(path, exif=exif, quality=90)
 
 
@@ -55,12 +55,12 @@ def test_decoded_pixels_equal_pillows(name, tmp_path, monkeypatch):
     path = str(tmp_path / name)
     writer(path)
     calls = []
-    imread = image_io.cv2.imread
-    monkeypatch.setattr(image_io.cv2, 'imread',
+    imread = decoding.cv2.imread
+    monkeypatch.setattr(decoding.cv2, 'imread',
                         lambda *args: calls.append(args[0]) or imread(*args))
-    pixels = load_pixels(path)
+    pixels = decode(path)
     assert (pixels.order == 'BGR') == by_opencv == bool(calls)
-    np.testing.assert_array_equal(load_rgb(path), pillow_rgb(path))
+    np.testing.assert_array_equal(pixels.rgb(), pillow_rgb(path))
 
 
 @pytest.mark.parametrize('name', ['rgb.jpg', 'rgb.png', 'progressive.jpg'])
@@ -72,4 +72,4 @@ def test_truncated_files_are_refused(name, keep, tmp_path):
     cut = tmp_path / name
     cut.write_bytes(data[:int(len(data) * keep)])
     with pytest.raises(UnreadableImageError, match=name):
-        load_rgb(str(cut))
+        decode(str(cut))

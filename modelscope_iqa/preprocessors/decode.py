@@ -1,5 +1,7 @@
-"""Decoding every accepted input kind into one form: a ``uint8`` array (H, W, 3) whose
-channel order is stated (:class:`Pixels`); :func:`load_rgb` gives RGB.
+"""Decoding every accepted input kind into one form, :class:`Pixels`: a ``uint8`` array
+(H, W, 3) whose channel order is stated, kept as the source gives it (OpenCV and numpy
+arrays BGR, Pillow RGB) so that no copy is spent reordering; the crop puts the
+channels in the network's order in the same pass (:mod:`.crop`).
 
 Conventions (the same as ModelScope's ``LoadImage``, which the scores are checked against):
 
@@ -9,14 +11,17 @@ Conventions (the same as ModelScope's ``LoadImage``, which the scores are checke
   RGB, RGBA or grey, without EXIF; Pillow reads the header first) are decoded by OpenCV
   instead, in BGR: about twice as fast for JPEG, and straight into one pixel buffer,
   which keeps a 48 MP photo's peak memory near its 144 MB of pixels (Pillow makes
-  three copies). ``tests/test_image_io.py`` checks that the pixels are the same;
+  three copies). ``tests/test_decode.py`` checks that the pixels are the same;
 - a ``PIL.Image`` is converted to RGB as it is (no EXIF rotation: it was already opened);
-- a numpy array is **BGR** (OpenCV's order): (H, W) and (H, W, 1) are grey, (H, W, 3) is
-  BGR, (H, W, 4) is BGRA whose alpha is dropped after resizing (it is carried as a
+- a numpy array is **BGR** (OpenCV's order) and stays so: (H, W) and (H, W, 1) are grey,
+  (H, W, 3) is BGR, (H, W, 4) is BGRA whose alpha is dropped after resizing (it is carried as a
   fourth channel until then: ModelScope resizes four channels, and OpenCV's
   four-channel bicubic rounds a few pixels differently from its three-channel one).
   ``uint8`` is taken as is, ``uint16`` is mapped to 8 bits by ``round(v / 257)``,
   floats must lie in [0, 1] and are mapped by ``round(v * 255)``.
+
+Training code that degrades photos works in RGB (Pillow's JPEG encoder takes RGB):
+:meth:`Pixels.rgb` gives that order.
 """
 from __future__ import annotations
 
@@ -57,26 +62,22 @@ class Pixels:
     array: np.ndarray
     order: str
 
+    def rgb(self) -> np.ndarray:
+        """The three colour channels in RGB order, (H, W, 3) uint8, contiguous."""
+        colour = self.array[:, :, :3] if self.order == 'RGB' else self.array[:, :, 2::-1]
+        return np.ascontiguousarray(colour)
 
-def load_pixels(image: ImageInput) -> Pixels:
+
+def decode(image: ImageInput) -> Pixels:
     """Decode ``image`` (see the module docstring)."""
     if isinstance(image, (str, os.PathLike)):
         return _decode(os.fspath(image))
     if isinstance(image, Image.Image):
         return Pixels(np.asarray(image.convert('RGB')), 'RGB')
     if isinstance(image, np.ndarray):
-        return Pixels(_bgr_array_to_rgb(image), 'RGB')
+        return Pixels(_bgr_array_pixels(image), 'BGR')
     raise TypeError('expected a path, URL, PIL.Image or numpy array, '
                     f'got {type(image).__name__}')
-
-
-def load_rgb(image: ImageInput) -> np.ndarray:
-    """Decode ``image`` (see the module docstring) to an RGB uint8 array (H, W, 3),
-    or (H, W, 4) RGB plus the alpha of a BGRA array, which the caller drops."""
-    pixels = load_pixels(image)
-    if pixels.order == 'RGB':
-        return pixels.array
-    return np.ascontiguousarray(pixels.array[:, :, 2::-1])
 
 
 def describe(image: ImageInput) -> str:
@@ -196,7 +197,8 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
         f'{describe(array)}: dtype must be uint8, uint16 or float in [0, 1]')
 
 
-def _bgr_array_to_rgb(array: np.ndarray) -> np.ndarray:
+def _bgr_array_pixels(array: np.ndarray) -> np.ndarray:
+    """A BGR(A) or grey array as uint8 (H, W, 3) BGR or (H, W, 4) BGRA."""
     if array.size == 0:
         raise UnsupportedArrayError(f'{describe(array)}: empty array')
     if array.ndim == 3 and array.shape[2] == 1:
@@ -204,10 +206,8 @@ def _bgr_array_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         grey = _to_uint8(array)
         return np.repeat(grey[:, :, None], 3, axis=2)
-    if array.ndim == 3 and array.shape[2] == 3:
-        return np.ascontiguousarray(_to_uint8(array[:, :, ::-1]))
-    if array.ndim == 3 and array.shape[2] == 4:
-        return np.ascontiguousarray(_to_uint8(array[:, :, [2, 1, 0, 3]]))
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return np.ascontiguousarray(_to_uint8(array))
     raise UnsupportedArrayError(
         f'{describe(array)}: expected shape (H, W), (H, W, 1), (H, W, 3) BGR '
         'or (H, W, 4) BGRA')
