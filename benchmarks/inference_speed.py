@@ -126,13 +126,12 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         score_all = (lambda: [pipe(p)['score'] for p in paths])  # noqa: E731
     else:
         from modelscope_iqa.cli.scoring import ScoringInputs, score_files
-        from modelscope_iqa.models import InferenceNetwork
         from modelscope_iqa.pipelines import load_model, preprocessor_for
         precision = CLI_PRECISIONS[way]
         model = load_model(model_dir)
         config = preprocessor_for(model_dir).config
         start = time.perf_counter()
-        network = InferenceNetwork(model.network, precision, 'cpu', config)
+        network = model.inference_network(precision, 'cpu', config)
         result['prepare_s'] = time.perf_counter() - start
         result['forward_s'] = _forward_seconds(network)
 

@@ -16,6 +16,7 @@ from .. import distributed
 from ..config import DatasetConfig
 from ..errors import DatasetError
 from ..hub import CONFIGURATION_NAME
+from ..models import EXACT_PRECISION
 
 
 MAX_LISTED_BAD_ROWS = 20
@@ -98,10 +99,12 @@ class _PredictionCollector:
         self.preds.extend(outputs['pred'].float().flatten().cpu().tolist())
 
 
-def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: str):
+def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: str,
+                   precision: str = EXACT_PRECISION):
     """Metrics and per-row predictions from ``build_trainer(...).evaluate()`` (with the
-    trainer that skips the hub check of local folders and merges ranks exactly). Under
-    several processes every rank returns the whole result."""
+    trainer that skips the hub check of local folders and merges ranks exactly), the
+    model scoring in ``precision`` as the pipeline does. Under several processes every
+    rank returns the whole result."""
     from modelscope.trainers import build_trainer
     from modelscope.utils.config import Config
 
@@ -115,7 +118,8 @@ def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: 
             model=model_dir, train_dataset=None, eval_dataset=dataset, work_dir=work_dir,
             device=device, cfg_options={
                 'evaluation.dataloader.batch_size_per_gpu': batch_size,
-                'evaluation.dataloader.workers_per_gpu': workers}))
+                'evaluation.dataloader.workers_per_gpu': workers,
+                'model.inference_precision': precision}))
         metrics = trainer.evaluate(saving_fn=collector)
     preds = distributed.unshard(distributed.all_gather(collector.preds))
     return metrics, preds, dataset

@@ -76,12 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument('--batch-size', type=_positive_int, default=None,
                        help='images per network forward (default: 1 on CPU, where larger '
                        f'batches run slower, {CUDA_BATCH_SIZE} on CUDA)')
-    score.add_argument('--precision', choices=sorted(PRECISION_DTYPES),
-                       default=EXACT_PRECISION,
-                       help=f'{EXACT_PRECISION} (default): exact, within 1e-5 of ModelScope\'s '
-                       'pipeline; bf16 (CPU with AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) '
-                       'or int8 (x86 CPU; about 10 s of calibration first): faster, '
-                       'scores within 0.02 of exact')
+    _add_precision(score)
     score.add_argument('--workers', type=_non_negative_int,
                        default=min(4, os.cpu_count() or 1),
                        help='decoding/preprocessing processes, at the lowest CPU priority '
@@ -115,8 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument('--batch-size', type=_positive_int, default=4)
     evaluate.add_argument('--workers', type=_non_negative_int, default=0)
     evaluate.add_argument('--device', default='cpu')
+    _add_precision(evaluate)
     evaluate.set_defaults(func=run_evaluate)
     return parser
+
+
+def _add_precision(command) -> None:
+    command.add_argument(
+        '--precision', choices=sorted(PRECISION_DTYPES), default=EXACT_PRECISION,
+        help=f'{EXACT_PRECISION} (default): exact, within 1e-5 of ModelScope\'s pipeline; '
+        'bf16 (CPU with AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; about '
+        '10 s of calibration first): faster, scores within 0.02 of exact')
+
+
+def _check_precision(precision: str, device) -> None:
+    from ..models import check_precision
+    try:
+        check_precision(precision, device)
+    except ValueError as exc:
+        raise SystemExit(f'modelscope-iqa: error: --precision: {exc}') from None
 
 
 def _device(name: str):
@@ -151,7 +163,6 @@ def _recover_leftover_parts(output: str, inputs: List[str], resume: bool,
 
 def run_score(args) -> int:
     from .. import distributed
-    from ..models import InferenceNetwork
     from ..pipelines import load_model, preprocessor_for
     from .inputs import expand_inputs
     from .rank_outputs import append_in_input_order, part_path, read_part
@@ -166,10 +177,8 @@ def run_score(args) -> int:
     ranks = distributed.setup(device)
     model = load_model(args.model or _default_model())
     preprocess = preprocessor_for(model.model_dir).config
-    try:
-        network = InferenceNetwork(model.network, args.precision, device, preprocess)
-    except ValueError as exc:
-        raise SystemExit(f'modelscope-iqa: error: --precision: {exc}') from None
+    _check_precision(args.precision, device)
+    network = model.inference_network(args.precision, device, preprocess)
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
     inputs = distributed.broadcast_from_main(
         expand_inputs(args.paths) if ranks.is_main else None)
@@ -246,6 +255,7 @@ def run_evaluate(args) -> int:
     from .evaluate import load_labels, run_evaluation, write_report
 
     device = _device(args.device)
+    _check_precision(args.precision, device)
     ranks = distributed.setup(device)
     model_dir = resolve_model_dir(args.model or _default_model())
     with tempfile.TemporaryDirectory() as scratch:
@@ -255,7 +265,7 @@ def run_evaluate(args) -> int:
         for problem in skipped:
             LOG.warning('skipped %s', problem)
         metrics, preds, _ = run_evaluation(our_dir, rows, args.batch_size, args.workers,
-                                           str(device))
+                                           str(device), args.precision)
     if ranks.is_main:
         print(json.dumps(metrics))
         if args.report:

@@ -38,10 +38,14 @@ CUDA_ONLY_PRECISIONS = frozenset({'fp16'})
 CPU_ONLY_PRECISIONS = frozenset({'int8'})
 
 
-def check_precision(precision: str, device: torch.device) -> None:
+def check_precision(precision: str, device: Optional[torch.device]) -> None:
+    """Refuse an unknown precision, or one that ``device`` cannot run (None: check the
+    name only)."""
     if precision not in PRECISION_DTYPES:
         raise ValueError(f'precision must be one of {sorted(PRECISION_DTYPES)}, '
                          f'got {precision!r}')
+    if device is None:
+        return
     if precision in CUDA_ONLY_PRECISIONS and device.type != 'cuda':
         raise ValueError(f'precision {precision!r} needs a CUDA device (on CPU use '
                          "'bf16' or 'int8' for speed, 'fp32' for exact scores)")

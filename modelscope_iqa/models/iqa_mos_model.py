@@ -9,9 +9,11 @@ from modelscope.models.base import TorchModel
 from modelscope.models.builder import MODELS
 
 from .._modelscope_index import list_in_modelscope_index
+from ..config import PreprocessConfig
 from ..errors import ModelDirError
 from ..metainfo import TASK, Models, Pipelines
 from .checkpoint import WEIGHTS_FILE, load_weights
+from .inference import EXACT_PRECISION, InferenceNetwork, check_precision
 from .network import IqaMosNet
 
 __all__ = ['ImageQualityAssessmentMosModel', 'TRAIN_PRECISIONS']
@@ -57,7 +59,9 @@ class ImageQualityAssessmentMosModel(TorchModel):
     ``forward`` follows the batch in ModelScope's three modes:
 
     - inference (``target`` absent): ``{'output': (N, 1) scores}``;
-    - evaluation (``target`` given, ``eval()`` mode): ``{'pred', 'target'}`` for the metric;
+    - evaluation (``target`` given, ``eval()`` mode): ``{'pred', 'target'}`` for the metric.
+      Both run :meth:`inference_network` in ``inference_precision``: what the pipeline
+      and the command line score with, so evaluation measures what scoring ships;
     - training (``train()`` mode): adds ``'loss'``: ``l1_loss_weight`` times the L1
       distance to the scaled MOS plus ``rank_loss_weight`` times a pairwise ranking
       hinge. A 5-D ``input`` (N, K, 3, H, W) with ``target`` (N, K) is N groups of K
@@ -82,6 +86,9 @@ class ImageQualityAssessmentMosModel(TorchModel):
         freeze_batchnorm: keep BatchNorm in inference mode while training (running
             statistics fixed, affine parameters still learn), so a batch of few contents
             (ladders) normalises as inference does.
+        inference_precision: the precision of inference and evaluation forwards
+            (``'fp32'`` exact, ``'bf16'``, ``'fp16'`` on CUDA, ``'int8'`` on CPU; see
+            :mod:`.inference`).
     """
 
     def __init__(self,
@@ -93,6 +100,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
                  rank_margin_cap: Optional[float] = None,
                  rank_cross_min_gap: float = 0.0,
                  freeze_batchnorm: bool = False,
+                 inference_precision: str = EXACT_PRECISION,
                  **kwargs):
         super().__init__(model_dir, *args, **kwargs)
         if train_precision not in TRAIN_PRECISIONS:
@@ -104,6 +112,11 @@ class ImageQualityAssessmentMosModel(TorchModel):
         self.rank_margin_cap = None if rank_margin_cap is None else float(rank_margin_cap)
         self.rank_cross_min_gap = float(rank_cross_min_gap)
         self.freeze_batchnorm = bool(freeze_batchnorm)
+        check_precision(inference_precision, None)
+        self.inference_precision = inference_precision
+        # (precision, device) -> InferenceNetwork of the current weights; emptied
+        # whenever they may change (training mode, loading a state dict).
+        self._inference_networks: Dict[tuple, InferenceNetwork] = {}
         if self.l1_loss_weight < 0 or self.rank_loss_weight < 0 or not (
                 self.l1_loss_weight or self.rank_loss_weight):
             raise ValueError('l1_loss_weight and rank_loss_weight must be >= 0 and not '
@@ -130,9 +143,26 @@ class ImageQualityAssessmentMosModel(TorchModel):
         return self.network.state_dict(*args, **kwargs)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._inference_networks.clear()
         return self.network.load_state_dict(state_dict, strict=strict, assign=assign)
 
+    def inference_network(self, precision: Optional[str] = None, device=None,
+                          preprocess: Optional[PreprocessConfig] = None) -> InferenceNetwork:
+        """The network prepared for scoring (:class:`InferenceNetwork`: BatchNorm folded,
+        ``precision``, default ``inference_precision``, on ``device``, default CPU), built
+        once per (precision, device) from the current weights. ``preprocess`` gives the
+        crop size that ``int8`` calibrates on (default: the package's)."""
+        precision = precision or self.inference_precision
+        device = torch.device(device or 'cpu')
+        key = (precision, str(device))
+        if key not in self._inference_networks:
+            self._inference_networks[key] = InferenceNetwork(self.network, precision, device,
+                                                             preprocess)
+        return self._inference_networks[key]
+
     def train(self, mode: bool = True):
+        if mode:
+            self._inference_networks.clear()
         super().train(mode)
         if mode and self.freeze_batchnorm:
             for module in self.network.modules():
@@ -150,7 +180,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
                 input: torch.Tensor,
                 target: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         if not self.training:
-            pred = self.network(input)
+            pred = self.inference_network(device=input.device)(input).reshape(-1, 1)
             if target is None:
                 return {'output': pred}
             return {'pred': pred, 'target': torch.as_tensor(target, device=pred.device)}

@@ -11,7 +11,7 @@ from modelscope.utils.config import Config
 from .._modelscope_index import list_in_modelscope_index
 from ..hub import CONFIGURATION_NAME, resolve_model_dir
 from ..metainfo import TASK, Pipelines, Preprocessors
-from ..models import EXACT_PRECISION, ImageQualityAssessmentMosModel, InferenceNetwork
+from ..models import EXACT_PRECISION, ImageQualityAssessmentMosModel
 from ..preprocessors import ImageQualityAssessmentMosPreprocessor, decode, network_crop
 
 __all__ = ['ImageQualityAssessmentMosPipeline', 'load_model']
@@ -66,8 +66,8 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
         if preprocessor is None:
             preprocessor = preprocessor_for(model.model_dir)
         super().__init__(model=model, preprocessor=preprocessor, **kwargs)
-        self.inference_network = InferenceNetwork(model.network, precision, self.device,
-                                                  getattr(preprocessor, 'config', None))
+        self.inference_network = model.inference_network(
+            precision, self.device, getattr(preprocessor, 'config', None))
 
     def preprocess(self, input: Any, **preprocess_params) -> Dict[str, Any]:
         if not isinstance(self.preprocessor, ImageQualityAssessmentMosPreprocessor):
