@@ -113,7 +113,7 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
 
     from modelscope_iqa import DEFAULT_MODEL_DIR
     result: Dict[str, object] = {'way': way}
-    model_dir = str(DEFAULT_MODEL_DIR)
+    model_dir = DEFAULT_MODEL_DIR
     if way == 'builtin':
         pipe = _builtin_pipeline(model_dir)
         pipe(paths[0])  # first call: ModelScope places the model
@@ -155,9 +155,9 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
 def run_memory_child(way: str, big_jpeg: str, warm_image: str) -> Dict[str, object]:
     from modelscope_iqa import DEFAULT_MODEL_DIR
     if way == 'builtin':
-        pipe = _builtin_pipeline(str(DEFAULT_MODEL_DIR))
+        pipe = _builtin_pipeline(DEFAULT_MODEL_DIR)
     else:
-        pipe = _pipeline(str(DEFAULT_MODEL_DIR))
+        pipe = _pipeline(DEFAULT_MODEL_DIR)
     pipe(warm_image)  # the first forward's one-time allocations are not the image's
     idle = _rss_mb()
     _reset_peak_rss()

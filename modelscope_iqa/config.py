@@ -14,11 +14,15 @@ from typing import Any, Mapping, Optional, Tuple
 
 # The embedded default model's folder; its configuration.json links to the
 # repository's top-level one, so there is a single copy.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / 'default_model'
-CONFIGURATION_FILE = DEFAULT_MODEL_DIR / 'configuration.json'
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / 'default_model'
+CONFIGURATION_FILE = DEFAULT_MODEL_PATH / 'configuration.json'
 
 INTERPOLATIONS = ('bicubic', )
 CHANNEL_ORDERS = ('BGR', 'RGB')
+# Keys that ModelScope's own configurations put in a dataset section for other
+# consumers (its dataset builders, per-split settings).
+MODELSCOPE_DATASET_KEYS = frozenset({'type', 'name', 'namespace', 'subset_name', 'split',
+                                     'mode', 'train', 'val', 'test'})
 
 
 @functools.lru_cache(maxsize=None)
@@ -99,19 +103,27 @@ class DatasetConfig:
     mos_scale: float
     train_crop_size: Tuple[int, int]
 
+    def target(self, mos: float) -> float:
+        """The training and evaluation target of a MOS: ``mos * mos_scale``."""
+        return float(mos) * self.mos_scale
+
     @classmethod
     def from_mapping(cls,
                      overrides: Optional[Mapping[str, Any]] = None
                      ) -> 'DatasetConfig':
-        """The package defaults, with the keys of ``overrides`` that we know on top.
+        """The package defaults, with the non-None values of ``overrides`` on top.
 
-        ModelScope's dataset sections may carry keys for other consumers (``train``,
-        ``val``, ``name``...); those are left alone.
+        The keys ModelScope's own dataset sections carry for other consumers
+        (``MODELSCOPE_DATASET_KEYS``) are left alone; any other unknown key is refused.
         """
         values = dict(default_configuration()['dataset'])
-        for key in values:
-            if overrides is not None and overrides.get(key) is not None:
-                values[key] = overrides[key]
+        for key, value in (overrides or {}).items():
+            if key in MODELSCOPE_DATASET_KEYS or value is None:
+                continue
+            if key not in values:
+                raise ValueError(f'unknown dataset option {key!r}; known: {sorted(values)} '
+                                 f'(and ModelScope\'s {sorted(MODELSCOPE_DATASET_KEYS)})')
+            values[key] = value
         values['mos_scale'] = float(values['mos_scale'])
         values['train_crop_size'] = _size_pair('train_crop_size', values['train_crop_size'])
         return cls(**values)

@@ -111,8 +111,8 @@ def export_model_folder(out_dir: str, model_dir: Optional[str] = None) -> str:
     from modelscope.outputs import OutputKeys
     from modelscope.pipelines import pipeline
 
-    from .config import DEFAULT_MODEL_DIR
-    source = str(DEFAULT_MODEL_DIR) if model_dir is None else model_dir
+    from .config import DEFAULT_MODEL_PATH
+    source = str(DEFAULT_MODEL_PATH) if model_dir is None else model_dir
     for name in MODEL_FOLDER_FILES:
         if not os.path.isfile(os.path.join(source, name)):
             raise ModelDirError(f'{source!r}: no {name} to export')

@@ -13,13 +13,15 @@ from modelscope.trainers.utils.inference import evaluate_batch, merge_metrics
 from modelscope.utils.constant import TrainerStages
 from modelscope.utils.data_utils import to_device
 from modelscope.utils.registry import default_group
-from numpy._core.multiarray import _reconstruct
 
 from . import distributed
 from ._modelscope_index import list_in_modelscope_index
 from .metainfo import Trainers
 
-# What numpy needs to rebuild the arrays of its random state: data types, no code.
+# What numpy needs to rebuild the arrays of its random state: data types, no code. The
+# rebuilding function is taken from numpy's public pickle protocol, not its private
+# module (numpy._core in numpy 2, numpy.core before).
+_reconstruct = np.zeros(0).__reduce__()[0]
 NUMPY_ARRAY_GLOBALS = (_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32)),
                        type(np.dtype(np.float64)))
 

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import modelscope_iqa  # noqa: F401  (registers the plugin)
-from modelscope_iqa.config import CONFIGURATION_FILE, DEFAULT_MODEL_DIR
+from modelscope_iqa.config import CONFIGURATION_FILE, DEFAULT_MODEL_PATH
 from modelscope_iqa.models import WEIGHTS_FILE, read_state_dict
 
 REFERENCE_SEED = 20211115
@@ -129,7 +129,7 @@ def our_model_dir(tmp_path_factory, reference_weights) -> Path:
 def trained_weights(tmp_path_factory) -> Path:
     """The default model's weights, stored in float32 as a hub checkpoint would be."""
     path = tmp_path_factory.mktemp('trained_weights') / WEIGHTS_FILE
-    state = read_state_dict(str(DEFAULT_MODEL_DIR / WEIGHTS_FILE))
+    state = read_state_dict(str(DEFAULT_MODEL_PATH / WEIGHTS_FILE))
     torch.save({k: v.float() for k, v in state.items()}, path)
     return path
 

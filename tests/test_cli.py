@@ -57,6 +57,22 @@ def _by_name(rows):
     return {row['path'].rsplit('/', 1)[-1]: row for row in rows}
 
 
+def test_main_restores_the_sigterm_handler(tmp_path):
+    import signal
+
+    from modelscope_iqa.cli.main import main
+
+    def handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        assert main(['score', str(tmp_path / 'missing.jpg'), '--workers', '0', '-q']) != 0
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_help_and_unknown_flags():
     assert run_cli('score', '--help').returncode == 0
     result = run_cli('score', '--no-such-flag', '.')

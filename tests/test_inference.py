@@ -17,7 +17,8 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from conftest import make_image, make_reference_network
-from modelscope_iqa.config import DEFAULT_MODEL_DIR, PreprocessConfig
+from modelscope_iqa import DEFAULT_MODEL_DIR
+from modelscope_iqa.config import PreprocessConfig
 from modelscope_iqa.models import IqaMosNet, InferenceNetwork
 from modelscope_iqa.preprocessors import crop_to_float, decode, network_crop
 from modelscope_iqa.synthetic.distortions import FAMILIES
@@ -82,8 +83,8 @@ def quality_range():
 
 
 def test_fast_mode_stays_within_its_bound(quality_range):
-    exact = pipeline(Tasks.image_quality_assessment_mos, model=str(DEFAULT_MODEL_DIR))
-    fast = pipeline(Tasks.image_quality_assessment_mos, model=str(DEFAULT_MODEL_DIR),
+    exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
+    fast = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
                     precision='bf16')
     exact_scores = np.array([exact(image)[OutputKeys.SCORE] for image in quality_range])
     fast_scores = np.array([fast(image)[OutputKeys.SCORE] for image in quality_range])
@@ -95,8 +96,8 @@ def test_fast_mode_stays_within_its_bound(quality_range):
 def test_int8_stays_within_the_fast_bound(quality_range):
     """The calibration photo is the source of these images too; on 15 other photos
     (Debian wallpapers, not in the repository) the largest difference measured 0.003."""
-    exact = pipeline(Tasks.image_quality_assessment_mos, model=str(DEFAULT_MODEL_DIR))
-    int8 = pipeline(Tasks.image_quality_assessment_mos, model=str(DEFAULT_MODEL_DIR),
+    exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
+    int8 = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
                     precision='int8')
     exact_scores = np.array([exact(image)[OutputKeys.SCORE] for image in quality_range])
     int8_scores = np.array([int8(image)[OutputKeys.SCORE] for image in quality_range])
@@ -117,6 +118,35 @@ def test_int8_cli_with_decoding_workers(tmp_path):
     assert len(rows) == len(list(SAMPLE.parent.glob('*.jpg')))
 
 
+def test_int8_leaves_the_process_quantized_engine_as_it_found_it():
+    small = PreprocessConfig.from_mapping({'resize_size': [96, 160], 'crop_size': [64, 96]})
+    previous = torch.backends.quantized.engine
+    other = next(e for e in torch.backends.quantized.supported_engines
+                 if e not in (previous, 'none'))
+    torch.backends.quantized.engine = other
+    try:
+        network = InferenceNetwork(IqaMosNet(), 'int8', 'cpu', small)
+        assert torch.backends.quantized.engine == other
+        scores = network(torch.zeros(2, 64, 96, 3, dtype=torch.uint8))
+        assert torch.backends.quantized.engine == other
+        assert scores.shape == (2, ) and bool(torch.isfinite(scores).all())
+    finally:
+        torch.backends.quantized.engine = previous
+
+
+def test_evaluation_forward_scores_as_the_pipeline_does(quality_range):
+    """The model's evaluation forward runs the pipeline's network: same floats."""
+    from modelscope_iqa.pipelines import load_model
+    from modelscope_iqa.preprocessors import ImageQualityAssessmentMosPreprocessor
+    scorer = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
+    model = load_model(DEFAULT_MODEL_DIR)
+    preprocessor = ImageQualityAssessmentMosPreprocessor()
+    batch = torch.cat([preprocessor(image)['input'] for image in quality_range[:3]])
+    preds = model(batch, torch.zeros(3))['pred']
+    assert preds.shape == (3, 1)
+    assert preds.flatten().tolist() == [scorer(image)['score'] for image in quality_range[:3]]
+
+
 def test_precisions_are_checked():
     with pytest.raises(ValueError, match="'fp16' needs a CUDA device"):
         InferenceNetwork(IqaMosNet(), 'fp16', 'cpu')
@@ -125,7 +155,7 @@ def test_precisions_are_checked():
     with pytest.raises(ValueError, match='precision must be one of'):
         InferenceNetwork(IqaMosNet(), 'int3')
     with pytest.raises(ValueError, match="'fp16' needs a CUDA device"):
-        pipeline(Tasks.image_quality_assessment_mos, model=str(DEFAULT_MODEL_DIR),
+        pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
                  precision='fp16', device='cpu')
 
 

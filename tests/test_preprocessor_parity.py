@@ -135,3 +135,11 @@ def test_options_come_from_the_configuration():
         ImageQualityAssessmentMosPreprocessor(interpolation='nearest')
     with pytest.raises(ValueError, match='unknown preprocessor option'):
         PreprocessConfig.from_mapping({'mean': [0.5]})
+
+
+def test_dataset_options_refuse_unknown_keys_and_keep_modelscopes():
+    from modelscope_iqa.config import DatasetConfig
+    config = DatasetConfig.from_mapping({'mos_scale': 0.25, 'train': {'x': 1}, 'name': 'n'})
+    assert config.mos_scale == 0.25 and config.target('4') == 1.0
+    with pytest.raises(ValueError, match="unknown dataset option 'mos_scael'"):
+        DatasetConfig.from_mapping({'mos_scael': 0.25})

@@ -127,9 +127,8 @@ def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: 
 
 def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_config,
                  preds: List[float], skipped: Optional[List[str]] = None) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     os.makedirs(report_dir, exist_ok=True)
     with open(os.path.join(report_dir, 'metrics.json'), 'w') as f:
@@ -137,14 +136,16 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
     if skipped:
         with open(os.path.join(report_dir, 'skipped.txt'), 'w') as f:
             f.write(''.join(f'{problem}\n' for problem in skipped))
-    targets = [float(r[dataset_config.mos_column]) * dataset_config.mos_scale for r in rows]
+    targets = [dataset_config.target(r[dataset_config.mos_column]) for r in rows]
     with open(os.path.join(report_dir, 'predictions.csv'), 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['path', 'mos', 'target', 'pred'])
         for row, target, pred in zip(rows, targets, preds):
             writer.writerow([row[dataset_config.image_column], row[dataset_config.mos_column],
                              target, pred])
-    figure, axes = plt.subplots(figsize=(6, 6), dpi=100)
+    figure = Figure(figsize=(6, 6), dpi=100)  # no pyplot: no process-wide backend
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
     axes.scatter(targets, preds, s=14, alpha=0.7)
     if len(set(targets)) > 1:
         slope, intercept = np.polyfit(targets, preds, 1)
@@ -158,4 +159,3 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(os.path.join(report_dir, 'scatter.png'))
-    plt.close(figure)

@@ -284,7 +284,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s', stream=sys.stderr)
     from .. import distributed, errors
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    previous_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return args.func(args)
     except errors.IqaError as exc:
@@ -297,6 +297,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         distributed.teardown()
 
 

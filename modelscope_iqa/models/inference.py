@@ -18,6 +18,7 @@ not depend on the batch it came in. Inputs are the preprocessing's uint8 crops
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Dict, Optional
 
@@ -28,7 +29,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..config import PreprocessConfig
 from ..preprocessors.scale import to_unit_range
 from .network import IqaMosNet, ResNet18Trunk
-from .quantization import quantize_trunk
+from .quantization import quantize_trunk, quantized_engine
 
 EXACT_PRECISION = 'fp32'
 PRECISION_DTYPES: Dict[str, torch.dtype] = {
@@ -99,5 +100,6 @@ class InferenceNetwork(nn.Module):
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        features = self.trunk(self._as_input(batch))
+        with quantized_engine() if self.precision == 'int8' else contextlib.nullcontext():
+            features = self.trunk(self._as_input(batch))
         return torch.sigmoid(self.head(features.float())).flatten()

@@ -10,10 +10,11 @@ images against fp32), not for a handful of images.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
 
 import numpy as np
 import torch
@@ -30,6 +31,24 @@ CALIBRATION_PHOTO = Path(__file__).resolve().parent.parent / 'default_model' / \
 CALIBRATION_SEVERITY = 3.0
 CALIBRATION_SEED = 0
 QUANTIZED_ENGINE = 'x86'
+# What torch.ao says while it prepares the trunk, none of it about our use: its move to
+# torchao, and its observers' reduce_range notice.
+TORCH_AO_NOTICES = (
+    (DeprecationWarning, r'torch\.ao\.quantization is deprecated'),
+    (UserWarning, r'Please use quant_min and quant_max'),
+)
+
+
+@contextlib.contextmanager
+def quantized_engine() -> Iterator[None]:
+    """Run int8 kernels on ``QUANTIZED_ENGINE``; the process-wide setting is restored
+    on exit."""
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = QUANTIZED_ENGINE
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
 
 
 def calibration_crops(config: PreprocessConfig) -> List[np.ndarray]:
@@ -47,10 +66,10 @@ def quantize_trunk(trunk: nn.Module, config: PreprocessConfig) -> nn.Module:
     """An int8 copy of ``trunk`` (float input (N, 3, H, W) in [0, 1], float output)."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-    torch.backends.quantized.engine = QUANTIZED_ENGINE
     crops = [crop_to_float(c)[None] for c in calibration_crops(config)]
-    with warnings.catch_warnings():  # torch.ao announces its move to torchao
-        warnings.simplefilter('ignore')
+    with quantized_engine(), warnings.catch_warnings():
+        for category, message in TORCH_AO_NOTICES:
+            warnings.filterwarnings('ignore', message, category)
         prepared = prepare_fx(copy.deepcopy(trunk).float().eval(),
                               get_default_qconfig_mapping(QUANTIZED_ENGINE),
                               example_inputs=(crops[0],))

@@ -43,8 +43,7 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
                  dataset,
                  opt: Optional[Mapping[str, Any]] = None,
                  preprocessor: Optional[ImageQualityAssessmentMosPreprocessor] = None,
-                 mode: str = ModeKeys.EVAL,
-                 **kwargs):
+                 mode: str = ModeKeys.EVAL):
         self.dataset = dataset
         self.config = DatasetConfig.from_mapping(opt)
         self.preprocessor = preprocessor or ImageQualityAssessmentMosPreprocessor()
@@ -84,7 +83,7 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
                 self.config.train_crop_size))
         else:
             network_input = self.preprocessor(image)['input'].squeeze(0)
-        return {'input': network_input, 'target': mos * self.config.mos_scale}
+        return {'input': network_input, 'target': self.config.target(mos)}
 
 
 list_in_modelscope_index(CUSTOM_DATASETS, TASK, CustomDatasets.iqa_mos, __name__)
