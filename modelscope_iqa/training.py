@@ -65,6 +65,8 @@ class IqaMosTrainer(EpochBasedTrainer):
       pads the shards with repeated samples (``DistributedSampler``), which changes the
       metrics, needs ``launcher`` with CUDA, and collects through a temporary folder
       that must be shared between machines.
+    - The evaluation loop draws no progress bar (ModelScope's writes a tqdm bar to
+      stderr around every evaluation).
 
     Everything else (model, datasets, hooks, training) is the default trainer's.
     """
@@ -85,8 +87,6 @@ class IqaMosTrainer(EpochBasedTrainer):
             sampler=distributed.ShardSampler(len(self.eval_dataset), ranks), **config)
 
     def evaluation_loop(self, data_loader, metric_classes):
-        if not distributed.current().distributed:
-            return super().evaluation_loop(data_loader, metric_classes)
         self.invoke_hook(TrainerStages.before_val)
         for batch in data_loader:
             evaluate_batch(self, to_device(batch, self.device), metric_classes, None)

@@ -78,6 +78,10 @@ def test_help_and_unknown_flags():
     result = run_cli('score', '--no-such-flag', '.')
     assert result.returncode == 2
     assert 'unrecognized arguments: --no-such-flag' in result.stderr
+    assert result.stderr.startswith('usage: modelscope-iqa score ')  # score's usage
+    result = run_cli('score', '.', '--output', 'scores.txt')
+    assert result.returncode == 2
+    assert "'scores.txt': the extension must be one of .csv, .jsonl, .ndjson" in result.stderr
 
 
 @pytest.fixture(scope='module')
@@ -91,6 +95,8 @@ def scored(media, our_model_dir, tmp_path_factory):
 def test_one_row_per_input_and_errors_are_rows(scored):
     result, output = scored
     assert result.returncode == 1, result.stderr  # some inputs failed
+    assert f'3 of {len(EXPECTED_INPUTS)} inputs failed' in result.stderr
+    assert b'\r' not in output.read_bytes()  # rows end in \n on every platform
     rows = read_csv(output)
     by_name = _by_name(rows)
     assert len(rows) == len(EXPECTED_INPUTS)
@@ -163,7 +169,11 @@ def test_evaluate_prints_metrics_and_writes_a_report(labelled, our_model_dir, tm
     result = run_cli('evaluate', '--data', labelled, '--model', our_model_dir,
                      '--report', report, '--batch-size', 1)
     assert result.returncode == 0, result.stderr
-    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(result.stdout.splitlines()) == 1  # the metrics, nothing else
+    # no configuration dump, hook tables or progress bar around them
+    assert 'Total test samples' not in result.stderr and len(result.stderr.splitlines()) < 5, \
+        result.stderr
+    metrics = json.loads(result.stdout)
     assert set(metrics) == {'plcc', 'srcc', 'krcc', 'rmse'}
     assert json.loads((report / 'metrics.json').read_text()) == metrics
     predictions = read_csv(report / 'predictions.csv')

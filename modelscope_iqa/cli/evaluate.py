@@ -138,11 +138,12 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
             f.write(''.join(f'{problem}\n' for problem in skipped))
     targets = [dataset_config.target(r[dataset_config.mos_column]) for r in rows]
     with open(os.path.join(report_dir, 'predictions.csv'), 'w', newline='') as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator='\n')
         writer.writerow(['path', 'mos', 'target', 'pred'])
         for row, target, pred in zip(rows, targets, preds):
+            # the target at 12 significant digits: 2.2 x 0.2 is 0.44, not 0.44000000000000006
             writer.writerow([row[dataset_config.image_column], row[dataset_config.mos_column],
-                             target, pred])
+                             format(target, '.12g'), pred])
     figure = Figure(figsize=(6, 6), dpi=100)  # no pyplot: no process-wide backend
     FigureCanvasAgg(figure)
     axes = figure.subplots()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -10,7 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 from ..models.inference import EXACT_PRECISION, PRECISION_DTYPES
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('-v', '--verbose', action='store_true', help='log progress details')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    parser.set_defaults(command_parsers=commands.choices)
 
     score = commands.add_parser(
         'score', help='score images and videos', parents=[common],
@@ -166,9 +168,14 @@ def run_score(args) -> int:
     from ..pipelines import load_model, preprocessor_for
     from .inputs import expand_inputs
     from .rank_outputs import append_in_input_order, part_path, read_part
-    from .results import ResultWriter, completed_inputs, read_rows
+    from .results import ResultWriter, check_output_path, completed_inputs, read_rows
     from .scoring import ScoringInputs, score_files
 
+    if args.output is not None:
+        try:
+            check_output_path(args.output)
+        except ValueError as exc:
+            raise SystemExit(f'modelscope-iqa: error: --output: {exc}') from None
     device = _device(args.device)
     if args.resume and args.output is None:
         raise SystemExit('modelscope-iqa: error: --resume needs --output')
@@ -230,6 +237,11 @@ def run_score(args) -> int:
                                   todo)
         distributed.barrier()
         os.remove(target)
+    if failures and ranks.is_main:
+        where = args.output or 'the output'
+        print(f'modelscope-iqa: {failures} of {len(todo)} inputs failed; their rows in '
+              f'{where} have an empty score and the reason in the error column',
+              file=sys.stderr)
     return EXIT_INPUT_FAILED if failures else EXIT_OK
 
 
@@ -248,6 +260,23 @@ def _our_model_dir(model_dir: str, scratch: str) -> str:
     return scratch
 
 
+@contextlib.contextmanager
+def _modelscope_logs(verbose: bool) -> Iterator[None]:
+    """ModelScope's INFO logs (its whole configuration, hook tables) only with
+    ``--verbose``; its warnings always."""
+    logger = logging.getLogger('modelscope')
+    keep = logging.DEBUG if verbose else logging.WARNING
+
+    def above(record: logging.LogRecord) -> bool:
+        return record.levelno >= keep
+
+    logger.addFilter(above)
+    try:
+        yield
+    finally:
+        logger.removeFilter(above)
+
+
 def run_evaluate(args) -> int:
     from .. import distributed
     from ..config import DatasetConfig
@@ -264,8 +293,9 @@ def run_evaluate(args) -> int:
         rows, _, skipped = load_labels(args.data, dataset_config, args.skip_bad)
         for problem in skipped:
             LOG.warning('skipped %s', problem)
-        metrics, preds, _ = run_evaluation(our_dir, rows, args.batch_size, args.workers,
-                                           str(device), args.precision)
+        with _modelscope_logs(args.verbose):
+            metrics, preds, _ = run_evaluation(our_dir, rows, args.batch_size, args.workers,
+                                               str(device), args.precision)
     if ranks.is_main:
         print(json.dumps(metrics))
         if args.report:
@@ -279,8 +309,18 @@ def _exit_on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line's arguments; an unknown flag is reported with the usage of the
+    command it follows, not the top-level one."""
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        args.command_parsers[args.command].error(
+            f'unrecognized arguments: {" ".join(unknown)}')
+    return args
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s', stream=sys.stderr)
     from .. import distributed, errors

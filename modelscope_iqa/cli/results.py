@@ -10,6 +10,17 @@ import sys
 from typing import Dict, Iterable, List, Optional, Set
 
 JSONL_EXTENSIONS = ('.jsonl', '.ndjson')
+CSV_EXTENSIONS = ('.csv', )
+OUTPUT_EXTENSIONS = CSV_EXTENSIONS + JSONL_EXTENSIONS
+
+
+def check_output_path(path: str) -> None:
+    """Refuse an output file whose extension names no format we write."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in OUTPUT_EXTENSIONS:
+        raise ValueError(f'{path!r}: the extension must be one of '
+                         f'{", ".join(OUTPUT_EXTENSIONS)} (CSV or JSON Lines), '
+                         f'got {extension or "none"!r}')
 
 
 def _is_jsonl(path: Optional[str]) -> bool:
@@ -59,7 +70,7 @@ class ResultWriter:
             self._owns_file = True
         if not self.jsonl:
             self._csv = csv.DictWriter(self._file, fieldnames=self.fields,
-                                       extrasaction='ignore')
+                                       extrasaction='ignore', lineterminator='\n')
             if not existing:
                 self._csv.writeheader()
                 self._file.flush()
