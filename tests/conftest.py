@@ -98,6 +98,17 @@ def make_image(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
+@pytest.fixture(scope='session', autouse=True)
+def int8_calibration_cache(tmp_path_factory) -> Path:
+    """Tests (and the command lines they start) cache int8 calibrations in a folder of
+    their own, never in the user's cache."""
+    from modelscope_iqa.models.quantization import CACHE_ENV
+    folder = tmp_path_factory.mktemp('int8_cache')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
+
+
 @pytest.fixture(scope='session')
 def reference_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp('weights') / 'pytorch_model.pt'

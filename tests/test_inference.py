@@ -134,6 +134,30 @@ def test_int8_leaves_the_process_quantized_engine_as_it_found_it():
         torch.backends.quantized.engine = previous
 
 
+def test_int8_calibration_is_cached_and_a_bad_cache_is_recalibrated(tmp_path, monkeypatch):
+    from modelscope_iqa.models import quantization
+    monkeypatch.setenv(quantization.CACHE_ENV, str(tmp_path))
+    small = PreprocessConfig.from_mapping({'resize_size': [96, 160], 'crop_size': [64, 96]})
+    calls = []
+    calibrate = quantization.calibration_crops
+    monkeypatch.setattr(quantization, 'calibration_crops',
+                        lambda config: calls.append(1) or calibrate(config))
+    crops = torch.from_numpy(np.stack(calibrate(small)[:3]))
+
+    def int8_scores(network):
+        return InferenceNetwork(network, 'int8', 'cpu', small)(crops)
+
+    network = IqaMosNet().eval()
+    fresh = int8_scores(network)
+    assert len(calls) == 1 and len(list(tmp_path.glob('int8_*.pt'))) == 1
+    assert torch.equal(int8_scores(network), fresh) and len(calls) == 1  # from the cache
+    for cached in tmp_path.glob('int8_*.pt'):
+        cached.write_bytes(cached.read_bytes()[:100])  # truncated: not trusted
+    assert torch.equal(int8_scores(network), fresh) and len(calls) == 2
+    int8_scores(IqaMosNet().eval())  # other weights: another key, another calibration
+    assert len(calls) == 3 and len(list(tmp_path.glob('int8_*.pt'))) == 2
+
+
 def test_evaluation_forward_scores_as_the_pipeline_does(quality_range):
     """The model's evaluation forward runs the pipeline's network: same floats."""
     from modelscope_iqa.pipelines import load_model

@@ -122,7 +122,8 @@ def _add_precision(command) -> None:
         '--precision', choices=sorted(PRECISION_DTYPES), default=EXACT_PRECISION,
         help=f'{EXACT_PRECISION} (default): exact, within 1e-5 of ModelScope\'s pipeline; '
         'bf16 (CPU with AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; about '
-        '10 s of calibration first): faster, scores within 0.02 of exact')
+        '10 s of calibration the first time a model is used, cached after): faster, '
+        'scores within 0.02 of exact (the tested bound; the README gives measured errors)')
 
 
 def _check_precision(precision: str, device) -> None:

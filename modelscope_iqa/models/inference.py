@@ -9,7 +9,8 @@
   AVX-512 BF16 (or AMX) CPUs run it about twice as fast.
 - ``fp16`` (fast, CUDA only).
 - ``int8`` (fastest, x86 CPUs): the trunk statically quantized, calibrated when the
-  network is prepared (about 10 s; see :mod:`.quantization`).
+  network is first prepared for a model (about 10 s, then cached; see
+  :mod:`.quantization`).
 
 Pooling and the MLP head always run in float32, one image at a time, so a score does
 not depend on the batch it came in. Inputs are the preprocessing's uint8 crops

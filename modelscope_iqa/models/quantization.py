@@ -4,17 +4,23 @@ convolutions through PyTorch's FX graph mode quantization).
 Activation ranges are calibrated once, when the network is prepared, on crops of the
 calibration photo (shipped with the package) pristine and under every synthetic
 degradation family, so that the ranges cover sharp, blurred, noisy, dark and bright
-content. Calibration
-takes about 10 s on 2 cores: worth it for folders (it is paid back after a few dozen
-images against fp32), not for a handful of images.
+content. Calibration takes about 10 s on 2 cores, so its result (the observers' state)
+is cached per weights, crop size, torch version and calibration set, in
+``$MODELSCOPE_IQA_CACHE`` or else ``$XDG_CACHE_HOME/modelscope-iqa`` (``~/.cache``); later
+starts take about a second. The files are safe to delete; one that does not load or
+does not fit the network is ignored and rewritten.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -31,6 +37,10 @@ CALIBRATION_PHOTO = Path(__file__).resolve().parent.parent / 'default_model' / \
 CALIBRATION_SEVERITY = 3.0
 CALIBRATION_SEED = 0
 QUANTIZED_ENGINE = 'x86'
+CACHE_ENV = 'MODELSCOPE_IQA_CACHE'
+# Part of every cache key: bump it when the calibration procedure changes.
+CALIBRATION_VERSION = 1
+LOG = logging.getLogger(__name__)
 # What torch.ao says while it prepares the trunk, none of it about our use: its move to
 # torchao, and its observers' reduce_range notice.
 TORCH_AO_NOTICES = (
@@ -62,18 +72,71 @@ def calibration_crops(config: PreprocessConfig) -> List[np.ndarray]:
     return [network_crop(Pixels(np.ascontiguousarray(view), 'RGB'), config) for view in views]
 
 
-def quantize_trunk(trunk: nn.Module, config: PreprocessConfig) -> nn.Module:
-    """An int8 copy of ``trunk`` (float input (N, 3, H, W) in [0, 1], float output)."""
+def calibration_cache_dir() -> Path:
+    """Where calibrations are cached (see the module docstring)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return Path(base) / 'modelscope-iqa'
+
+
+def _calibration_key(trunk: nn.Module, config: PreprocessConfig) -> str:
+    digest = hashlib.sha256()
+    digest.update(repr((CALIBRATION_VERSION, torch.__version__, QUANTIZED_ENGINE,
+                        config.crop_size, config.resize_size, config.interpolation,
+                        config.channel_order, CALIBRATION_SEVERITY,
+                        CALIBRATION_SEED)).encode())
+    digest.update(CALIBRATION_PHOTO.read_bytes())
+    for name, value in sorted(trunk.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _load_calibration(prepared: nn.Module, path: Path) -> bool:
+    """Load cached observer state into ``prepared``; False (and a log line) if there is
+    none or it cannot be trusted."""
+    if not path.is_file():
+        return False
+    try:
+        prepared.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+    except Exception as exc:  # corrupt, truncated, another layout: calibrate again
+        LOG.warning('ignoring the int8 calibration cache %s (%s: %s)', path,
+                    type(exc).__name__, exc)
+        return False
+    return True
+
+
+def _save_calibration(prepared: nn.Module, path: Path) -> None:
+    """Write atomically (a reader never sees half a file); a cache that cannot be
+    written is only logged."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix='.tmp',
+                                         delete=False) as f:
+            torch.save(prepared.state_dict(), f)
+        os.replace(f.name, path)
+    except OSError as exc:
+        LOG.warning('cannot write the int8 calibration cache %s (%s)', path, exc)
+
+
+def quantize_trunk(trunk: nn.Module, config: PreprocessConfig,
+                   cache_dir: Optional[Path] = None) -> nn.Module:
+    """An int8 copy of ``trunk`` (float input (N, 3, H, W) in [0, 1], float output),
+    calibrated on :func:`calibration_crops` or taken from the cache."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-    crops = [crop_to_float(c)[None] for c in calibration_crops(config)]
+    path = (cache_dir or calibration_cache_dir()) / f'int8_{_calibration_key(trunk, config)}.pt'
+    example = torch.zeros(1, 3, *config.crop_size)
     with quantized_engine(), warnings.catch_warnings():
         for category, message in TORCH_AO_NOTICES:
             warnings.filterwarnings('ignore', message, category)
         prepared = prepare_fx(copy.deepcopy(trunk).float().eval(),
                               get_default_qconfig_mapping(QUANTIZED_ENGINE),
-                              example_inputs=(crops[0],))
-        with torch.inference_mode():
-            for crop in crops:
-                prepared(crop)
+                              example_inputs=(example, ))
+        if not _load_calibration(prepared, path):
+            with torch.inference_mode():
+                for crop in calibration_crops(config):
+                    prepared(crop_to_float(crop)[None])
+            _save_calibration(prepared, path)
         return convert_fx(prepared)

@@ -52,7 +52,8 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
     Args:
         precision: ``'fp32'`` (default, exact: within 1e-5 of ModelScope's built-in
             pipeline), ``'bf16'`` (CPU or CUDA), ``'fp16'`` (CUDA) or ``'int8'`` (x86
-            CPU, calibrated for about 10 s first): faster, within a documented bound
+            CPU, calibrated for about 10 s the first time a model is used, cached
+            after): faster, within a documented bound
             of fp32 (see :mod:`modelscope_iqa.models.inference`).
     """
 
