@@ -53,8 +53,10 @@ def test_our_names_collide_with_no_modelscope_name():
 @pytest.mark.parametrize('registry,group,name,cls', OUR_REGISTRATIONS,
                          ids=lambda v: getattr(v, 'name', None))
 def test_registered_and_builtin_class_both_present(registry, group, name, cls):
+    from modelscope.utils.import_utils import LazyImportModule
     assert registry.get(name, group_key=group) is cls
-    # ModelScope's own class for the task is still registered under its own name.
+    # ModelScope's own class for the task is still registered under its own name, as
+    # ModelScope builds it (importing its module through its lazy index).
     builtin = {
         'models': MsModels.image_quality_assessment_mos,
         'pipelines': MsPipelines.image_quality_assessment_mos,
@@ -62,7 +64,10 @@ def test_registered_and_builtin_class_both_present(registry, group, name, cls):
         'metrics': MsMetrics.image_quality_assessment_mos_metric,
         'custom_datasets': MsModels.image_quality_assessment_mos,
     }[registry.name]
-    assert builtin != name
+    LazyImportModule.import_module((registry.name.upper(), group, builtin))
+    builtin_cls = registry.get(builtin, group_key=group)
+    assert builtin_cls is not None and builtin_cls is not cls
+    assert builtin_cls.__module__.startswith('modelscope.')
 
 
 def test_configuration_names_our_registered_classes():
