@@ -125,8 +125,8 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         result['forward_s'] = _forward_seconds(pipe.inference_network)
         score_all = (lambda: [pipe(p)['score'] for p in paths])  # noqa: E731
     else:
-        from modelscope_iqa.cli.scoring import ScoringInputs, score_files
         from modelscope_iqa.pipelines import load_model, preprocessor_for
+        from modelscope_iqa.scoring import score_files
         precision = CLI_PRECISIONS[way]
         model = load_model(model_dir)
         config = preprocessor_for(model_dir).config
@@ -136,12 +136,8 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         result['forward_s'] = _forward_seconds(network)
 
         def score_all() -> List[float]:
-            scores: List[float] = []
-            score_files(network, ScoringInputs(paths, config), 1, workers,
-                        lambda item, frame_scores: scores.append(
-                            sum(frame_scores) / len(frame_scores) if frame_scores
-                            else float('nan')))
-            return scores
+            return [float('nan') if r.score is None else r.score
+                    for r in score_files(network, paths, config, workers=workers)]
     result['idle_rss_mb'] = _rss_mb()
     _reset_peak_rss()
     start = time.perf_counter()

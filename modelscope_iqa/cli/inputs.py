@@ -5,15 +5,11 @@ import glob
 import os
 from typing import Iterable, List
 
+from ..scoring.video import VIDEO_EXTENSIONS
+
 IMAGE_EXTENSIONS = frozenset({'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff',
                               '.gif', '.jfif', '.pgm', '.ppm'})
-VIDEO_EXTENSIONS = frozenset({'.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.3gp',
-                              '.mpg', '.mpeg', '.wmv', '.flv', '.ts'})
 GLOB_CHARACTERS = frozenset('*?[')
-
-
-def is_video(path: str) -> bool:
-    return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
 
 
 def _is_media(path: str) -> bool:

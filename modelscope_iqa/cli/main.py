@@ -144,33 +144,12 @@ def _device(name: str):
     return device
 
 
-def _recover_leftover_parts(output: str, inputs: List[str], resume: bool,
-                            fields: List[str]) -> None:
-    """Part files of an interrupted multi-process run: with ``--resume`` their complete
-    rows are appended to ``output`` (inputs already there are not repeated); without, a
-    fresh run discards them. Every rank takes part (the parts may lie on its machine)."""
-    from .. import distributed
-    from .rank_outputs import append_in_input_order, leftover_parts, read_part, remove_quietly
-    from .results import completed_inputs, read_rows
-    parts = leftover_parts(output)
-    found = distributed.all_gather([row for part in parts for row in read_part(part, output)])
-    if resume and distributed.current().is_main and any(found):
-        recovered = append_in_input_order(
-            output, fields, (row for rows in found for row in rows), inputs,
-            skip=completed_inputs(read_rows(output)))
-        LOG.info('resume: recovered %d rows from %d part files', recovered, len(parts))
-    distributed.barrier()
-    remove_quietly(parts)
-    distributed.barrier()
-
-
 def run_score(args) -> int:
     from .. import distributed
     from ..pipelines import load_model, preprocessor_for
+    from ..scoring import score_files
     from .inputs import expand_inputs
-    from .rank_outputs import append_in_input_order, part_path, read_part
-    from .results import ResultWriter, check_output_path, completed_inputs, read_rows
-    from .scoring import ScoringInputs, score_files
+    from .results import RunOutput, check_output_path
 
     if args.output is not None:
         try:
@@ -190,54 +169,33 @@ def run_score(args) -> int:
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
     inputs = distributed.broadcast_from_main(
         expand_inputs(args.paths) if ranks.is_main else None)
-    fields = PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS
-    todo = inputs
-    if args.output is not None:
-        _recover_leftover_parts(args.output, inputs, args.resume, fields)
-        if ranks.is_main:
-            if args.resume:
-                done = completed_inputs(read_rows(args.output))
-                todo = [p for p in inputs if p not in done]
-                LOG.info('resume: %d inputs already in %s', len(done), args.output)
-            if ranks.distributed:  # start (or keep) the merged file; ranks write parts
-                ResultWriter(args.output, fields, append=args.resume).close()
-        todo = distributed.broadcast_from_main(todo)
+    run = RunOutput(args.output, PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS,
+                    args.resume)
+    todo = run.start(inputs)
     mine = distributed.shard(todo, ranks)
-    target = part_path(args.output, ranks.rank) if ranks.distributed else args.output
-    writer = ResultWriter(target, fields, append=args.resume and not ranks.distributed,
-                          like=args.output)
+    writer = run.writer()
     failures = 0
     from tqdm import tqdm
     progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
                     disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
-
-    def on_done(item, scores: List[float]) -> None:
-        nonlocal failures
-        if item['error'] is not None:
-            failures += 1
-            writer.write({'path': item['path'], 'error': item['error']})
-        else:
-            if args.per_frame and item['frames']:
-                for frame, score in zip(item['frames'], scores):
-                    writer.write({'path': item['path'], 'score': score, 'frame': frame})
-            writer.write({'path': item['path'], 'score': sum(scores) / len(scores),
-                          'frames': len(item['frames']) or None})
-        progress.update(1)
-
     try:
-        score_files(network, ScoringInputs(mine, preprocess, args.frames, args.fps),
-                    batch_size, args.workers, on_done)
+        for result in score_files(network, mine, preprocess, batch_size, args.workers,
+                                  args.frames, args.fps):
+            if result.error is not None:
+                failures += 1
+                writer.write({'path': result.path, 'error': result.error})
+            else:
+                if args.per_frame:
+                    for number, score in zip(result.frame_numbers, result.frame_scores):
+                        writer.write({'path': result.path, 'score': score, 'frame': number})
+                writer.write({'path': result.path, 'score': result.score,
+                              'frames': len(result.frame_numbers) or None})
+            progress.update(1)
     finally:
         progress.close()
         writer.close()
-    if ranks.distributed:
-        failures = sum(distributed.all_gather(failures))
-        parts = distributed.all_gather(read_part(target, args.output))
-        if ranks.is_main:
-            append_in_input_order(args.output, fields, (r for rows in parts for r in rows),
-                                  todo)
-        distributed.barrier()
-        os.remove(target)
+    run.finish(todo)
+    failures = sum(distributed.all_gather(failures))
     if failures and ranks.is_main:
         where = args.output or 'the output'
         print(f'modelscope-iqa: {failures} of {len(todo)} inputs failed; their rows in '

@@ -1,13 +1,29 @@
-"""Result files: CSV or JSON Lines by extension, one row per input, flushed as written,
-and readable back for ``--resume``."""
+"""Result files of ``score``: CSV or JSON Lines by extension, one row per input (and per
+frame with ``--per-frame``), flushed as written; and the one place that owns resuming
+and the per-rank part files of multi-process runs (:class:`RunOutput`).
+
+Under ``torchrun`` each rank writes its rows to a part file next to the output
+(``OUTPUT.rank<R>.part``, same format as OUTPUT). When all ranks are done, rank 0
+appends the parts' rows to OUTPUT in input order and the parts are removed. A run killed
+before that leaves the part files; ``--resume`` (with any number of processes) folds
+their complete rows into OUTPUT first, so nothing already scored is lost.
+"""
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
+import logging
 import os
 import sys
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Sequence, Set
+
+from .. import distributed
+
+LOG = logging.getLogger(__name__)
+PART_SUFFIX = '.part'
+Row = Dict[str, object]
 
 JSONL_EXTENSIONS = ('.jsonl', '.ndjson')
 CSV_EXTENSIONS = ('.csv', )
@@ -93,3 +109,112 @@ class ResultWriter:
 def completed_inputs(rows: Iterable[Dict[str, str]]) -> Set[str]:
     """Inputs that already have their (whole-file) row: scored or failed."""
     return {row['path'] for row in rows if not row.get('frame')}
+
+
+def complete_groups(rows: Iterable[Row]) -> Dict[str, List[Row]]:
+    """Rows grouped by input, keeping only inputs whose whole-file row (the one without
+    a ``frame``) was written; per-frame rows precede it. The first complete group of an
+    input wins: ranks sharing a file system read the same part files."""
+    groups: Dict[str, List[Row]] = {}
+    complete: Dict[str, List[Row]] = {}
+    for row in rows:
+        path = str(row['path'])
+        if path in complete:
+            continue
+        groups.setdefault(path, []).append(row)
+        if not row.get('frame'):
+            complete[path] = groups.pop(path)
+    return complete
+
+
+def in_input_order(groups: Dict[str, List[Row]], inputs: Sequence[str]) -> List[Row]:
+    """The groups' rows, inputs in the order of ``inputs``; inputs not listed there
+    (from an earlier run with other arguments) come last, in their own order."""
+    position = {path: i for i, path in enumerate(inputs)}
+    ordered = sorted(groups, key=lambda path: position.get(path, len(position)))
+    return [row for path in ordered for row in groups[path]]
+
+
+def _remove_quietly(paths: Iterable[str]) -> None:
+    """Remove files; another rank sharing the file system may have removed them first."""
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+class RunOutput:
+    """Where one ``score`` run writes: ``output`` (None: stdout), resumed or fresh, by
+    one process or by the ranks of a process group (every rank builds one).
+
+    :meth:`start` settles what is left to score (recovering the part files of an
+    interrupted multi-process run, skipping inputs already in the output on resume),
+    :meth:`writer` gives this rank's writer, :meth:`finish` merges the ranks' rows."""
+
+    def __init__(self, output: Optional[str], fields: Sequence[str], resume: bool):
+        self.output = output
+        self.fields = list(fields)
+        self.resume = resume
+        self.ranks = distributed.current()
+        self._part = (f'{output}.rank{self.ranks.rank}{PART_SUFFIX}'
+                      if output is not None and self.ranks.distributed else None)
+
+    def start(self, inputs: Sequence[str]) -> List[str]:
+        """The inputs still to score, the same list on every rank."""
+        if self.output is None:
+            return list(inputs)
+        self._recover_leftover_parts(inputs)
+        todo = list(inputs)
+        if self.ranks.is_main:
+            if self.resume:
+                done = completed_inputs(read_rows(self.output))
+                todo = [p for p in inputs if p not in done]
+                LOG.info('resume: %d inputs already in %s', len(done), self.output)
+            if self.ranks.distributed:  # start (or keep) the merged file; ranks write parts
+                ResultWriter(self.output, self.fields, append=self.resume).close()
+        return distributed.broadcast_from_main(todo)
+
+    def writer(self) -> ResultWriter:
+        if self._part is not None:
+            return ResultWriter(self._part, self.fields, like=self.output)
+        return ResultWriter(self.output, self.fields, append=self.resume)
+
+    def finish(self, todo: Sequence[str]) -> None:
+        """Multi-process runs: rank 0 appends every rank's rows to the output in input
+        order; the part files go."""
+        if self._part is None:
+            return
+        parts = distributed.all_gather(read_rows(self._part, like=self.output))
+        if self.ranks.is_main:
+            self._append_in_input_order((r for rows in parts for r in rows), todo)
+        distributed.barrier()
+        os.remove(self._part)
+
+    def _append_in_input_order(self, rows: Iterable[Row], inputs: Sequence[str],
+                               skip: Iterable[str] = ()) -> int:
+        skip = set(skip)
+        groups = {path: group for path, group in complete_groups(rows).items()
+                  if path not in skip}
+        writer = ResultWriter(self.output, self.fields, append=True)
+        ordered = in_input_order(groups, inputs)
+        for row in ordered:
+            writer.write(row)
+        writer.close()
+        return len(ordered)
+
+    def _recover_leftover_parts(self, inputs: Sequence[str]) -> None:
+        """Part files of an interrupted multi-process run: on resume their complete rows
+        are appended to the output (inputs already there are not repeated); a fresh run
+        discards them. Every rank takes part (the parts may lie on its machine)."""
+        parts = sorted(glob.glob(glob.escape(self.output) + '.rank*' + PART_SUFFIX))
+        found = distributed.all_gather(
+            [row for part in parts for row in read_rows(part, like=self.output)])
+        if self.resume and self.ranks.is_main and any(found):
+            recovered = self._append_in_input_order(
+                (row for rows in found for row in rows), inputs,
+                skip=completed_inputs(read_rows(self.output)))
+            LOG.info('resume: recovered %d rows from %d part files', recovered, len(parts))
+        distributed.barrier()
+        _remove_quietly(parts)
+        distributed.barrier()

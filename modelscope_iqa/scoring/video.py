@@ -1,6 +1,7 @@
-"""Sampling frames of a video with OpenCV."""
+"""Videos: which files are videos, and sampling their frames with OpenCV."""
 from __future__ import annotations
 
+import os
 from typing import Iterator, List, Optional, Tuple
 
 import cv2
@@ -8,22 +9,30 @@ import numpy as np
 
 from ..errors import UnreadableImageError
 
-DEFAULT_FRAMES = 8
+DEFAULT_FRAME_COUNT = 8
+VIDEO_EXTENSIONS = frozenset({'.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.3gp',
+                              '.mpg', '.mpeg', '.wmv', '.flv', '.ts'})
 
 
-def frame_indices(frame_count: int, video_fps: float, frames: Optional[int],
+def is_video(path: str) -> bool:
+    """Whether ``path`` names a video file (by extension)."""
+    return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
+
+
+def frame_numbers(video_frames: int, video_fps: float, frame_count: Optional[int],
                   fps: Optional[float]) -> List[int]:
-    """Uniformly spread frame numbers: ``frames`` of them, or ``fps`` per second."""
-    if frame_count <= 0:
+    """Uniformly spread numbers of frames among a video's ``video_frames``:
+    ``frame_count`` of them (default 8), or ``fps`` per second."""
+    if video_frames <= 0:
         return []
     if fps is not None:
         step = max(1.0, (video_fps or fps) / fps)
-        return sorted({int(i) for i in np.arange(0, frame_count, step)})
-    count = min(frames or DEFAULT_FRAMES, frame_count)
-    return sorted({int(round(i)) for i in np.linspace(0, frame_count - 1, count)})
+        return sorted({int(i) for i in np.arange(0, video_frames, step)})
+    count = min(frame_count or DEFAULT_FRAME_COUNT, video_frames)
+    return sorted({int(round(i)) for i in np.linspace(0, video_frames - 1, count)})
 
 
-def sample_frames(path: str, frames: Optional[int] = None,
+def sample_frames(path: str, frame_count: Optional[int] = None,
                   fps: Optional[float] = None) -> Iterator[Tuple[int, np.ndarray]]:
     """Yield ``(frame_number, BGR array)`` for the sampled frames, reading sequentially
     (seeking is unreliable in many containers). Raises UnreadableImageError when the
@@ -32,8 +41,8 @@ def sample_frames(path: str, frames: Optional[int] = None,
     try:
         if not capture.isOpened():
             raise UnreadableImageError(f'{path!r}: cannot open as a video')
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        wanted = frame_indices(count, capture.get(cv2.CAP_PROP_FPS), frames, fps)
+        video_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        wanted = frame_numbers(video_frames, capture.get(cv2.CAP_PROP_FPS), frame_count, fps)
         if not wanted:
             raise UnreadableImageError(f'{path!r}: video reports no frames')
         yielded, wanted_set, index = 0, set(wanted), 0
