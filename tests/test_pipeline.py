@@ -66,6 +66,25 @@ def test_batch_size_batches_the_forward(our_pipeline, image_files, builtin_score
     assert np.abs(scores - builtin_scores).max() <= PARITY_ATOL
 
 
+def test_a_list_is_scored_by_the_engine_with_the_same_scores(our_pipeline, image_files,
+                                                            tmp_path, monkeypatch):
+    from modelscope_iqa import scoring
+    from modelscope_iqa.errors import UnreadableImageError
+    calls = []
+    engine = scoring.score_files
+    monkeypatch.setattr(scoring, 'score_files',
+                        lambda *args, **kwargs: calls.append(args[4]) or engine(*args, **kwargs))
+    singles = [our_pipeline(p)[OutputKeys.SCORE] for p in image_files]
+    listed = [r[OutputKeys.SCORE] for r in our_pipeline(image_files)]
+    assert listed == singles and calls == [scoring.default_workers()]
+    mixed = [image_files[0], np.asarray(Image.open(image_files[1]).convert('RGB'))[:, :, ::-1]]
+    assert [r[OutputKeys.SCORE] for r in our_pipeline(mixed, batch_size=2)] == \
+        [singles[0], our_pipeline(mixed[1])[OutputKeys.SCORE]]
+    (tmp_path / 'bad.jpg').write_text('not an image')
+    with pytest.raises(UnreadableImageError, match='bad.jpg'):
+        our_pipeline([image_files[0], str(tmp_path / 'bad.jpg'), image_files[1]])
+
+
 def test_in_memory_inputs(our_pipeline, builtin_pipeline, image_files):
     image = Image.open(image_files[1])
     bgr = np.asarray(image.convert('RGB'))[:, :, ::-1].copy()

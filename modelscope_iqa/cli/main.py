@@ -14,6 +14,7 @@ import tempfile
 from typing import Iterator, List, Optional
 
 from ..models.inference import EXACT_PRECISION, PRECISION_DTYPES
+from ..scoring.engine import MAX_DEFAULT_WORKERS
 
 LOG = logging.getLogger('modelscope_iqa.cli')
 
@@ -79,11 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help='images per network forward (default: 1 on CPU, where larger '
                        f'batches run slower, {CUDA_BATCH_SIZE} on CUDA)')
     _add_precision(score)
-    score.add_argument('--workers', type=_non_negative_int,
-                       default=min(4, os.cpu_count() or 1),
+    score.add_argument('--workers', type=_non_negative_int, default=None,
                        help='decoding/preprocessing processes, at the lowest CPU priority '
                        'so that they fill the gaps of the forward (0: in the main process; '
-                       'default: one per core, at most 4)')
+                       f'default: one per core, at most {MAX_DEFAULT_WORKERS})')
     score.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
     frames = score.add_mutually_exclusive_group()
     frames.add_argument('--frames', type=_positive_int, default=None,
@@ -147,7 +147,7 @@ def _device(name: str):
 def run_score(args) -> int:
     from .. import distributed
     from ..pipelines import load_model, preprocessor_for
-    from ..scoring import score_files
+    from ..scoring import default_workers, score_files
     from .inputs import expand_inputs
     from .results import RunOutput, check_output_path
 
@@ -179,7 +179,8 @@ def run_score(args) -> int:
     progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
                     disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
     try:
-        for result in score_files(network, mine, preprocess, batch_size, args.workers,
+        workers = default_workers() if args.workers is None else args.workers
+        for result in score_files(network, mine, preprocess, batch_size, workers,
                                   args.frames, args.fps):
             if result.error is not None:
                 failures += 1

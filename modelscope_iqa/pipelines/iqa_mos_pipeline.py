@@ -1,6 +1,6 @@
 """The ModelScope pipeline: image(s) -> ``{OutputKeys.SCORE: float}``."""
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from modelscope.outputs import OutputKeys
@@ -47,7 +47,10 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
     configuration names it. Call it with one image (path, URL, PIL image, BGR array) for
     ``{OutputKeys.SCORE: float}``, or with a list for a list of such dicts;
     ``batch_size=N`` runs N images per network forward (portrait and landscape mix
-    freely: every crop is landscape after preprocessing).
+    freely: every crop is landscape after preprocessing). A list is scored by the
+    command line's engine (:func:`modelscope_iqa.scoring.score_files`): images are
+    decoded in worker processes while the network runs, with the same scores as one by
+    one; the first bad image raises its error, as a single call would.
 
     Args:
         precision: ``'fp32'`` (default, exact: within 1e-5 of ModelScope's built-in
@@ -55,12 +58,15 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
             CPU, calibrated for about 10 s the first time a model is used, cached
             after): faster, within a documented bound
             of fp32 (see :mod:`modelscope_iqa.models.inference`).
+        workers: decoding processes for list inputs (0: decode in the calling process;
+            default: one per core, at most 4, for lists of two or more images).
     """
 
     def __init__(self,
                  model: Union[ImageQualityAssessmentMosModel, str],
                  preprocessor: Optional[ImageQualityAssessmentMosPreprocessor] = None,
                  precision: str = EXACT_PRECISION,
+                 workers: Optional[int] = None,
                  **kwargs):
         if isinstance(model, str):
             model = load_model(model)
@@ -69,6 +75,28 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
         super().__init__(model=model, preprocessor=preprocessor, **kwargs)
         self.inference_network = model.inference_network(
             precision, self.device, getattr(preprocessor, 'config', None))
+        if workers is not None and workers < 0:
+            raise ValueError(f'workers must be >= 0, got {workers}')
+        self.workers = workers
+
+    def __call__(self, input: Any, *args, **kwargs):
+        if (isinstance(input, list) and not args and set(kwargs) <= {'batch_size'}
+                and isinstance(self.preprocessor, ImageQualityAssessmentMosPreprocessor)):
+            return self._score_list(input, kwargs.get('batch_size') or 1)
+        return super().__call__(input, *args, **kwargs)
+
+    def _score_list(self, inputs: List[Any], batch_size: int) -> List[Dict[str, float]]:
+        from ..scoring import default_workers, score_files
+        workers = self.workers
+        if workers is None:
+            workers = default_workers() if len(inputs) > 1 else 0
+        outputs = []
+        for result in score_files(self.inference_network, inputs, self.preprocessor.config,
+                                  batch_size, workers, videos=False):
+            if result.exception is not None:
+                raise result.exception
+            outputs.append({OutputKeys.SCORE: result.score})
+        return outputs
 
     def preprocess(self, input: Any, **preprocess_params) -> Dict[str, Any]:
         if not isinstance(self.preprocessor, ImageQualityAssessmentMosPreprocessor):

@@ -18,57 +18,72 @@ import torch
 from ..config import PreprocessConfig
 from ..errors import IqaError
 from ..models import InferenceNetwork
-from ..preprocessors import decode, network_crop
+from ..preprocessors import ImageInput, decode, network_crop
+from ..preprocessors.decode import describe
 from .video import is_video, sample_frames
 
 LOG = logging.getLogger(__name__)
 WORKER_NICENESS = 19
+MAX_DEFAULT_WORKERS = 4
+
+
+def default_workers() -> int:
+    """Decoding processes by default: one per core, at most ``MAX_DEFAULT_WORKERS``."""
+    return min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
 
 
 @dataclass
 class FileResult:
-    """One file's outcome: ``score`` (a video's is the mean of its frames' scores) and,
-    for a video, ``frame_numbers`` with ``frame_scores``; or ``error`` (score None)."""
+    """One input's outcome: ``score`` (a video's is the mean of its frames' scores) and,
+    for a video, ``frame_numbers`` with ``frame_scores``; or ``error`` (score None) and
+    the ``exception`` that caused it. ``path`` is the input's path or URL, or a short
+    description of an in-memory image."""
     path: str
     score: Optional[float]
     error: Optional[str] = None
+    exception: Optional[BaseException] = None
     frame_numbers: List[int] = field(default_factory=list)
     frame_scores: List[float] = field(default_factory=list)
 
 
 class _FileCrops(torch.utils.data.Dataset):
-    """File path -> ``{'path', 'crops' (K, H, W, 3) uint8 or None, 'frame_numbers',
-    'error'}``; an image gives one crop, a video one per sampled frame."""
+    """Input -> ``{'path', 'crops' (K, H, W, 3) uint8 or None, 'frame_numbers',
+    'error', 'exception'}``; an image gives one crop, a video one per sampled frame."""
 
-    def __init__(self, paths: Sequence[str], preprocess: PreprocessConfig,
-                 frame_count: Optional[int] = None, fps: Optional[float] = None):
-        self.paths = list(paths)
+    def __init__(self, inputs: Sequence[ImageInput], preprocess: PreprocessConfig,
+                 frame_count: Optional[int] = None, fps: Optional[float] = None,
+                 videos: bool = True):
+        self.inputs = list(inputs)
         self.preprocess = preprocess
         self.frame_count = frame_count
         self.fps = fps
+        self.videos = videos
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.inputs)
 
     def __getitem__(self, index: int) -> Dict[str, object]:
-        path = self.paths[index]
+        source = self.inputs[index]
+        is_path = isinstance(source, (str, os.PathLike))
+        path = os.fspath(source) if is_path else describe(source)
         try:
-            if is_video(path):
+            if is_path and self.videos and is_video(path):
                 sampled = list(sample_frames(path, self.frame_count, self.fps))
                 crops = torch.from_numpy(np.stack(
                     [network_crop(decode(frame), self.preprocess) for _, frame in sampled]))
                 frame_numbers = [number for number, _ in sampled]
             else:
-                crops = torch.from_numpy(network_crop(decode(path), self.preprocess))[None]
+                crops = torch.from_numpy(network_crop(decode(source), self.preprocess))[None]
                 frame_numbers = []
             return {'path': path, 'crops': crops, 'frame_numbers': frame_numbers,
-                    'error': None}
+                    'error': None, 'exception': None}
         except IqaError as exc:
-            return {'path': path, 'crops': None, 'frame_numbers': [], 'error': str(exc)}
+            return {'path': path, 'crops': None, 'frame_numbers': [], 'error': str(exc),
+                    'exception': exc}
         except Exception as exc:  # a decoder bug must not end a 10,000-file run
-            LOG.warning('unexpected error on %r', path, exc_info=True)
+            LOG.warning('unexpected error on %s', path, exc_info=True)
             return {'path': path, 'crops': None, 'frame_numbers': [],
-                    'error': f'{path!r}: {type(exc).__name__}: {exc}'}
+                    'error': f'{path}: {type(exc).__name__}: {exc}', 'exception': exc}
 
 
 def _pass_through(item):
@@ -109,21 +124,24 @@ class _Pending:
     def result(self) -> FileResult:
         item = self.item
         if item['error'] is not None:
-            return FileResult(str(item['path']), None, str(item['error']))
+            return FileResult(str(item['path']), None, str(item['error']), item['exception'])
         return FileResult(str(item['path']), sum(self.scores) / len(self.scores),
                           frame_numbers=list(item['frame_numbers']),
                           frame_scores=list(self.scores) if item['frame_numbers'] else [])
 
 
-def score_files(network: InferenceNetwork, paths: Sequence[str], preprocess: PreprocessConfig,
-                batch_size: int = 1, workers: int = 0, frame_count: Optional[int] = None,
-                fps: Optional[float] = None) -> Iterator[FileResult]:
-    """Score image and video files (paths or URLs) with ``network``, yielding one
-    :class:`FileResult` per file in input order, each as soon as it is done.
+def score_files(network: InferenceNetwork, paths: Sequence[ImageInput],
+                preprocess: PreprocessConfig, batch_size: int = 1, workers: int = 0,
+                frame_count: Optional[int] = None, fps: Optional[float] = None,
+                videos: bool = True) -> Iterator[FileResult]:
+    """Score image and video files (paths or URLs; in-memory images too) with
+    ``network``, yielding one :class:`FileResult` per input in input order, each as soon
+    as it is done. A bad input gives a result with an error; the others go on.
 
     Args:
         network: the network to score with (``model.inference_network(...)``).
-        paths: the files; a video (by extension) is scored on sampled frames.
+        paths: the inputs; a video file (by extension, when ``videos``) is scored on
+            sampled frames, any other input decoded as an image.
         preprocess: the model's preprocessing options.
         batch_size: crops per network forward (frames of several files share one).
         workers: decoding processes at the lowest CPU priority (0: decode here).
@@ -131,7 +149,7 @@ def score_files(network: InferenceNetwork, paths: Sequence[str], preprocess: Pre
             second of video.
     """
     loader = torch.utils.data.DataLoader(
-        _FileCrops(paths, preprocess, frame_count, fps), batch_size=None,
+        _FileCrops(paths, preprocess, frame_count, fps, videos), batch_size=None,
         num_workers=workers, collate_fn=_pass_through,
         prefetch_factor=4 if workers else None, persistent_workers=False,
         worker_init_fn=_worker_init)
