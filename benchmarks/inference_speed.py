@@ -125,11 +125,13 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         result['forward_s'] = _forward_seconds(pipe.inference_network)
         score_all = (lambda: [pipe(p)['score'] for p in paths])  # noqa: E731
     else:
-        from modelscope_iqa.pipelines import load_model, preprocessor_for
+        from modelscope_iqa.hub import open_model_folder
+        from modelscope_iqa.pipelines import load_model
         from modelscope_iqa.scoring import score_files
         precision = CLI_PRECISIONS[way]
-        model = load_model(model_dir)
-        config = preprocessor_for(model_dir).config
+        folder = open_model_folder(model_dir)
+        model = load_model(folder)
+        config = folder.preprocess
         start = time.perf_counter()
         network = model.inference_network(precision, 'cpu', config)
         result['prepare_s'] = time.perf_counter() - start

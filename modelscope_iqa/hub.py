@@ -1,18 +1,25 @@
-"""Model directories: local folders, and hub ids fetched from ModelScope when online.
+"""Model directories: local folders, and hub ids fetched from ModelScope when online;
+:func:`open_model_folder` is the one reader of a folder's configuration.
 
 Nothing here touches the network unless a caller passes a hub id.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
+from .config import DatasetConfig, PreprocessConfig
 from .errors import HubUnreachableError, ModelDirError
+from .metainfo import Models, Preprocessors
 from .models.checkpoint import WEIGHTS_FILE
+
+LOG = logging.getLogger(__name__)
 
 # The file name ModelScope looks for in a model folder.
 CONFIGURATION_NAME = 'configuration.json'
@@ -86,6 +93,50 @@ def resolve_model_dir(model: str, revision: Optional[str] = None) -> str:
         raise ModelDirError(
             f'{model!r}: not a model directory, nor a hub id of the form owner/name')
     return download_model(model, revision=revision)
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A model folder as read once: its ``path``, parsed ``config``, the preprocessing
+    and dataset settings that apply to it, and whether its configuration names our
+    model (an official hub folder names ModelScope's built-in classes)."""
+    path: str
+    config: dict
+    preprocess: PreprocessConfig
+    dataset: DatasetConfig
+    names_our_model: bool
+
+    @property
+    def weights(self) -> str:
+        return os.path.join(self.path, WEIGHTS_FILE)
+
+
+def open_model_folder(model: str, revision: Optional[str] = None) -> ModelFolder:
+    """Read ``model`` (a folder, or a hub id downloaded when online) once.
+
+    A configuration that names our preprocessor gives its options; one that names
+    ModelScope's own (an official hub folder) gets the package defaults, which equal
+    ModelScope's preprocessing for this model, and so does its dataset section. Both
+    substitutions are logged."""
+    path = resolve_model_dir(model, revision)
+    config = read_model_config(path)
+    section = dict(config.get('preprocessor') or {})
+    preprocessor_type = section.pop('type', None)
+    if preprocessor_type == Preprocessors.iqa_mos:
+        preprocess = PreprocessConfig.from_mapping(section)
+    else:
+        LOG.info('%s: the configuration names preprocessor %r, not ours; using the '
+                 "package's preprocessing (equal to ModelScope's for this model)", path,
+                 preprocessor_type)
+        preprocess = PreprocessConfig.from_mapping()
+    ours = (config.get('model') or {}).get('type') == Models.iqa_mos_resnet18
+    if ours:
+        dataset = DatasetConfig.from_mapping(config.get('dataset'))
+    else:
+        LOG.info("%s: not a modelscope-iqa configuration; using the package's dataset "
+                 'settings', path)
+        dataset = DatasetConfig.from_mapping()
+    return ModelFolder(path, config, preprocess, dataset, ours)
 
 
 MODEL_FOLDER_FILES = (CONFIGURATION_NAME, WEIGHTS_FILE, 'README.md')

@@ -15,7 +15,6 @@ import numpy as np
 from .. import distributed
 from ..config import DatasetConfig
 from ..errors import DatasetError
-from ..hub import CONFIGURATION_NAME
 from ..models import EXACT_PRECISION
 
 
@@ -106,12 +105,11 @@ def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: 
     model scoring in ``precision`` as the pipeline does. Under several processes every
     rank returns the whole result."""
     from modelscope.trainers import build_trainer
-    from modelscope.utils.config import Config
 
+    from ..hub import open_model_folder
     from ..metainfo import Trainers
     from ..msdatasets import ImageQualityAssessmentMosDataset
-    config = Config.from_file(os.path.join(model_dir, CONFIGURATION_NAME))
-    dataset = ImageQualityAssessmentMosDataset(rows, config.safe_get('dataset'))
+    dataset = ImageQualityAssessmentMosDataset(rows, open_model_folder(model_dir).dataset)
     collector = _PredictionCollector()
     with tempfile.TemporaryDirectory() as work_dir:
         trainer = build_trainer(name=Trainers.iqa_mos, default_args=dict(

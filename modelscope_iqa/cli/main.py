@@ -146,7 +146,8 @@ def _device(name: str):
 
 def run_score(args) -> int:
     from .. import distributed
-    from ..pipelines import load_model, preprocessor_for
+    from ..hub import open_model_folder
+    from ..pipelines import load_model
     from ..scoring import default_workers, score_files
     from .inputs import expand_inputs
     from .results import RunOutput, check_output_path
@@ -162,8 +163,9 @@ def run_score(args) -> int:
     if distributed.launched_with_several_processes() and args.output is None:
         raise SystemExit('modelscope-iqa: error: several processes (torchrun) need --output')
     ranks = distributed.setup(device)
-    model = load_model(args.model or _default_model())
-    preprocess = preprocessor_for(model.model_dir).config
+    folder = open_model_folder(args.model or _default_model())
+    model = load_model(folder)
+    preprocess = folder.preprocess
     _check_precision(args.precision, device)
     network = model.inference_network(args.precision, device, preprocess)
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
@@ -205,18 +207,18 @@ def run_score(args) -> int:
     return EXIT_INPUT_FAILED if failures else EXIT_OK
 
 
-def _our_model_dir(model_dir: str, scratch: str) -> str:
-    """``model_dir`` itself when its configuration names our model; otherwise (an
-    official hub folder) a scratch folder with our configuration and its weights."""
+def _our_model_dir(folder, scratch: str) -> str:
+    """The folder itself when its configuration names our model; otherwise (an official
+    hub folder) a scratch folder with our configuration and its weights, which
+    ModelScope's trainer builds our model from."""
     from ..config import CONFIGURATION_FILE
-    from ..hub import read_model_config
-    from ..metainfo import Models
+    from ..hub import CONFIGURATION_NAME
     from ..models.checkpoint import WEIGHTS_FILE
-    if read_model_config(model_dir).get('model', {}).get('type') == Models.iqa_mos_resnet18:
-        return model_dir
-    shutil.copy(CONFIGURATION_FILE, os.path.join(scratch, 'configuration.json'))
-    os.symlink(os.path.abspath(os.path.join(model_dir, WEIGHTS_FILE)),
-               os.path.join(scratch, WEIGHTS_FILE))
+    if folder.names_our_model:
+        return folder.path
+    LOG.info('%s: evaluated with our model class and configuration', folder.path)
+    shutil.copy(CONFIGURATION_FILE, os.path.join(scratch, CONFIGURATION_NAME))
+    os.symlink(os.path.abspath(folder.weights), os.path.join(scratch, WEIGHTS_FILE))
     return scratch
 
 
@@ -239,17 +241,16 @@ def _modelscope_logs(verbose: bool) -> Iterator[None]:
 
 def run_evaluate(args) -> int:
     from .. import distributed
-    from ..config import DatasetConfig
-    from ..hub import read_model_config, resolve_model_dir
+    from ..hub import open_model_folder
     from .evaluate import load_labels, run_evaluation, write_report
 
     device = _device(args.device)
     _check_precision(args.precision, device)
     ranks = distributed.setup(device)
-    model_dir = resolve_model_dir(args.model or _default_model())
+    folder = open_model_folder(args.model or _default_model())
+    dataset_config = folder.dataset
     with tempfile.TemporaryDirectory() as scratch:
-        our_dir = _our_model_dir(model_dir, scratch)
-        dataset_config = DatasetConfig.from_mapping(read_model_config(our_dir).get('dataset'))
+        our_dir = _our_model_dir(folder, scratch)
         rows, _, skipped = load_labels(args.data, dataset_config, args.skip_bad)
         for problem in skipped:
             LOG.warning('skipped %s', problem)

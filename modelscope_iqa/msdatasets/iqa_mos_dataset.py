@@ -1,7 +1,7 @@
 """The task dataset: rows with an image file and a MOS -> network input and scaled MOS."""
 import math
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -33,19 +33,20 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
 
     Args:
         dataset: the rows.
-        opt: the configuration's ``dataset`` section (column names, ``mos_scale``);
-            None takes the package defaults.
+        opt: the configuration's ``dataset`` section (column names, ``mos_scale``) or
+            a :class:`~modelscope_iqa.config.DatasetConfig`; None takes the package
+            defaults.
         preprocessor: image -> network input; None builds the default one.
         mode: ModelScope's mode key (train, eval, inference).
     """
 
     def __init__(self,
                  dataset,
-                 opt: Optional[Mapping[str, Any]] = None,
+                 opt: Union[Mapping[str, Any], DatasetConfig, None] = None,
                  preprocessor: Optional[ImageQualityAssessmentMosPreprocessor] = None,
                  mode: str = ModeKeys.EVAL):
         self.dataset = dataset
-        self.config = DatasetConfig.from_mapping(opt)
+        self.config = opt if isinstance(opt, DatasetConfig) else DatasetConfig.from_mapping(opt)
         self.preprocessor = preprocessor or ImageQualityAssessmentMosPreprocessor()
         self.mode = mode
         self._rng = None

@@ -1,1 +1,1 @@
-from .iqa_mos_pipeline import ImageQualityAssessmentMosPipeline, load_model, preprocessor_for
+from .iqa_mos_pipeline import ImageQualityAssessmentMosPipeline, load_model

@@ -1,5 +1,4 @@
 """The ModelScope pipeline: image(s) -> ``{OutputKeys.SCORE: float}``."""
-import os
 from typing import Any, Dict, List, Optional, Union
 
 import torch
@@ -9,34 +8,24 @@ from modelscope.pipelines.builder import PIPELINES
 from modelscope.utils.config import Config
 
 from .._modelscope_index import list_in_modelscope_index
-from ..hub import CONFIGURATION_NAME, resolve_model_dir
-from ..metainfo import TASK, Pipelines, Preprocessors
+from ..hub import ModelFolder, open_model_folder
+from ..metainfo import TASK, Pipelines
 from ..models import EXACT_PRECISION, ImageQualityAssessmentMosModel
 from ..preprocessors import ImageQualityAssessmentMosPreprocessor, decode, network_crop
 
 __all__ = ['ImageQualityAssessmentMosPipeline', 'load_model']
 
 
-def load_model(model: str) -> ImageQualityAssessmentMosModel:
-    """Our model from a model directory or hub id.
+def load_model(model: Union[str, ModelFolder]) -> ImageQualityAssessmentMosModel:
+    """Our model from a model directory, hub id or opened folder.
 
     Also takes an official hub folder as downloaded, whose configuration names
     ModelScope's built-in classes: its weights load into our network all the same.
     """
-    model_dir = resolve_model_dir(model)
-    loaded = ImageQualityAssessmentMosModel(model_dir)
-    loaded.cfg = Config.from_file(os.path.join(model_dir, CONFIGURATION_NAME))
+    folder = model if isinstance(model, ModelFolder) else open_model_folder(model)
+    loaded = ImageQualityAssessmentMosModel(folder.path)
+    loaded.cfg = Config(folder.config)
     return loaded
-
-
-def preprocessor_for(model_dir: str) -> ImageQualityAssessmentMosPreprocessor:
-    """Our preprocessor with the options of ``model_dir``'s configuration, when that
-    configuration names our preprocessor; the package defaults otherwise."""
-    section = dict(Config.from_file(
-        os.path.join(model_dir, CONFIGURATION_NAME)).safe_get('preprocessor', {}))
-    if section.pop('type', None) != Preprocessors.iqa_mos:
-        section = {}
-    return ImageQualityAssessmentMosPreprocessor(**section)
 
 
 @PIPELINES.register_module(TASK, module_name=Pipelines.iqa_mos)
@@ -71,7 +60,8 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
         if isinstance(model, str):
             model = load_model(model)
         if preprocessor is None:
-            preprocessor = preprocessor_for(model.model_dir)
+            preprocessor = ImageQualityAssessmentMosPreprocessor.from_config(
+                open_model_folder(model.model_dir).preprocess)
         super().__init__(model=model, preprocessor=preprocessor, **kwargs)
         self.inference_network = model.inference_network(
             precision, self.device, getattr(preprocessor, 'config', None))

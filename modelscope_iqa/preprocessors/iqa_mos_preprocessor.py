@@ -1,4 +1,5 @@
 """The ModelScope preprocessor: any accepted image input -> ``{'input': (1, 3, H, W)}``."""
+import dataclasses
 from typing import Any, Dict, Optional, Sequence
 
 from modelscope.preprocessors.base import Preprocessor
@@ -41,6 +42,10 @@ class ImageQualityAssessmentMosPreprocessor(Preprocessor):
         self.config = PreprocessConfig.from_mapping(
             dict(resize_size=resize_size, crop_size=crop_size,
                  interpolation=interpolation, channel_order=channel_order))
+
+    @classmethod
+    def from_config(cls, config: PreprocessConfig) -> 'ImageQualityAssessmentMosPreprocessor':
+        return cls(**dataclasses.asdict(config))
 
     def __call__(self, data: ImageInput) -> Dict[str, Any]:
         return {'input': crop_to_float(network_crop(decode(data), self.config)).unsqueeze(0)}
