@@ -5,7 +5,7 @@
 
 Prints, for each way of scoring the image set: images/s and the ratio to the built-in
 pipeline, max |difference| and SRCC against our exact mode, peak RSS over the idle RSS
-after loading the model, and the network forward alone (seconds per 720x1280 image,
+after loading the model, and the network forward alone (seconds per network crop,
 achieved GFLOP/s, and the share of this machine's measured matmul peak in that
 precision). Then the peak RSS of scoring one 8000x6000 JPEG. Every way runs in a fresh
 process, one after the other, so that none shares the CPU or the memory figures of
@@ -94,16 +94,22 @@ def _seconds_per_call(call) -> float:
     return (time.perf_counter() - start) / FORWARD_REPEATS
 
 
+def _crop_size():
+    """(height, width) of the network's crop, from the package's configuration."""
+    from modelscope_iqa.config import PreprocessConfig
+    return PreprocessConfig.from_mapping().crop_size
+
+
 def _forward_seconds(network) -> float:
-    """Seconds per image of our network forward alone (one 720x1280 crop)."""
+    """Seconds per image of our network forward alone (one network crop)."""
     import torch
-    crop = torch.randint(0, 256, (1, 720, 1280, 3), dtype=torch.uint8)
+    crop = torch.randint(0, 256, (1, *_crop_size(), 3), dtype=torch.uint8)
     return _seconds_per_call(lambda: network(crop))
 
 
 def _builtin_forward_seconds(pipe) -> float:
     import torch
-    batch = torch.rand(1, 3, 720, 1280)
+    batch = torch.rand(1, 3, *_crop_size())
     with torch.no_grad():
         return _seconds_per_call(lambda: pipe.model.forward({'input': batch}))
 
@@ -182,7 +188,8 @@ def matmul_peaks() -> Dict[str, float]:
 
 
 def forward_gflop() -> float:
-    """GFLOP of one 720x1280 forward (2 x multiply-adds of every conv and linear)."""
+    """GFLOP of one forward on a network crop (2 x multiply-adds of every conv and
+    linear)."""
     import torch
 
     from modelscope_iqa.models import IqaMosNet
@@ -198,7 +205,7 @@ def forward_gflop() -> float:
     for module in network.modules():
         module.register_forward_hook(count)
     with torch.no_grad():
-        network(torch.zeros(1, 3, 720, 1280))
+        network(torch.zeros(1, 3, *_crop_size()))
     return 2 * sum(macs) / 1e9
 
 
@@ -261,7 +268,7 @@ def main() -> None:
     peaks = matmul_peaks()
     gflop = forward_gflop()
     print(f'matmul peak: fp32 {peaks["fp32"]:.0f} GFLOP/s, bf16 {peaks["bf16"]:.0f} GFLOP/s; '
-          f'forward: {gflop:.1f} GFLOP per 720x1280 image\n')
+          f'forward: {gflop:.1f} GFLOP per {"x".join(map(str, _crop_size()))} image\n')
     results = {way: _child(['--child', way, '--images', args.images, '--count',
                             str(args.count), '--workers', str(args.workers)])
                for way in WAYS}
