@@ -277,7 +277,7 @@ def test_bad_evaluation_rows_are_listed_or_skipped(tmp_path, small_model_dir):
     cli = [sys.executable, '-m', 'modelscope_iqa', 'evaluate', '--data', str(labels),
            '--model', str(small_model_dir)]
     refused = subprocess.run(cli, capture_output=True, text=True, timeout=600)
-    assert refused.returncode == 2 and '5 bad row(s)' in refused.stderr
+    assert refused.returncode == 3 and '5 bad row(s)' in refused.stderr
     skipped = subprocess.run(cli + ['--skip-bad', '--report', str(report)],
                              capture_output=True, text=True, timeout=600)
     assert skipped.returncode == 0, skipped.stderr

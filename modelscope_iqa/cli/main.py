@@ -18,7 +18,10 @@ from ..scoring.engine import MAX_DEFAULT_WORKERS
 
 LOG = logging.getLogger('modelscope_iqa.cli')
 
-EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
+# 1: the run finished but some inputs failed (their rows say why); 2: the command line
+# is wrong (argparse's own code); 3: the job could not run (unusable data, model folder
+# or output file).
+EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by a signal (128 + SIGINT)
 CUDA_BATCH_SIZE = 8
 SCORE_FIELDS = ['path', 'score', 'error', 'frames']
@@ -66,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         description='Score image and video files. PATH may be a file, a folder (searched '
         'recursively for image and video files) or a glob. Writes one row per input '
         '(path, score, error, frames) as each completes; a file that cannot be read gets '
-        'an empty score and an error. Exit status 1 if any input failed.')
+        'an empty score and an error. Exit status 1 if any input failed, 2 for a wrong '
+        'command line, 3 when the job cannot run (unusable model folder or output).')
     score.add_argument('paths', nargs='+', metavar='PATH')
     score.add_argument('--model', default=None,
                        help='model folder (ours or an official hub download) or hub id '
@@ -290,7 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except errors.IqaError as exc:
         print(f'modelscope-iqa: error: {exc}', file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_CANNOT_RUN
     except KeyboardInterrupt:
         # SIGINT, or SIGTERM through _exit_on_sigterm: every finished row is written
         # and flushed, and the output files were closed on the way out.

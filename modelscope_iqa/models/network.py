@@ -61,7 +61,8 @@ class IqaMosNet(nn.Module):
         return self.backbone(x)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Pooled features -> logit; ``forward`` applies the sigmoid."""
+        """The trunk's feature maps (N, 512, h, w) -> one logit per image (N, 1): the
+        head pools them first. ``forward`` applies the sigmoid."""
         return self.head(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
