@@ -137,7 +137,7 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         precision = CLI_PRECISIONS[way]
         folder = open_model_folder(model_dir)
         model = load_model(folder)
-        config = folder.preprocess
+        config = folder.preprocess_config
         start = time.perf_counter()
         network = model.inference_network(precision, 'cpu', config)
         result['prepare_s'] = time.perf_counter() - start

@@ -102,7 +102,7 @@ class ModelFolder:
     model (an official hub folder names ModelScope's built-in classes)."""
     path: str
     config: dict
-    preprocess: PreprocessConfig
+    preprocess_config: PreprocessConfig
     dataset: DatasetConfig
     names_our_model: bool
 
@@ -123,12 +123,12 @@ def open_model_folder(model: str, revision: Optional[str] = None) -> ModelFolder
     section = dict(config.get('preprocessor') or {})
     preprocessor_type = section.pop('type', None)
     if preprocessor_type == Preprocessors.iqa_mos:
-        preprocess = PreprocessConfig.from_mapping(section)
+        preprocess_config = PreprocessConfig.from_mapping(section)
     else:
         LOG.info('%s: the configuration names preprocessor %r, not ours; using the '
                  "package's preprocessing (equal to ModelScope's for this model)", path,
                  preprocessor_type)
-        preprocess = PreprocessConfig.from_mapping()
+        preprocess_config = PreprocessConfig.from_mapping()
     ours = (config.get('model') or {}).get('type') == Models.iqa_mos_resnet18
     if ours:
         dataset = DatasetConfig.from_mapping(config.get('dataset'))
@@ -136,7 +136,7 @@ def open_model_folder(model: str, revision: Optional[str] = None) -> ModelFolder
         LOG.info("%s: not a modelscope-iqa configuration; using the package's dataset "
                  'settings', path)
         dataset = DatasetConfig.from_mapping()
-    return ModelFolder(path, config, preprocess, dataset, ours)
+    return ModelFolder(path, config, preprocess_config, dataset, ours)
 
 
 MODEL_FOLDER_FILES = (CONFIGURATION_NAME, WEIGHTS_FILE, 'README.md')

@@ -169,9 +169,9 @@ def run_score(args) -> int:
     ranks = distributed.setup(device)
     folder = open_model_folder(args.model or _default_model())
     model = load_model(folder)
-    preprocess = folder.preprocess
+    preprocess_config = folder.preprocess_config
     _check_precision(args.precision, device)
-    network = model.inference_network(args.precision, device, preprocess)
+    network = model.inference_network(args.precision, device, preprocess_config)
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
     inputs = distributed.broadcast_from_main(
         expand_inputs(args.paths) if ranks.is_main else None)
@@ -186,7 +186,7 @@ def run_score(args) -> int:
                     disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
     try:
         workers = default_workers() if args.workers is None else args.workers
-        for result in score_files(network, mine, preprocess, batch_size, workers,
+        for result in score_files(network, mine, preprocess_config, batch_size, workers,
                                   args.frames, args.fps):
             if result.error is not None:
                 failures += 1

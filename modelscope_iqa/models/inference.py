@@ -75,11 +75,11 @@ def fold_batch_norms(trunk: ResNet18Trunk) -> ResNet18Trunk:
 
 class InferenceNetwork(nn.Module):
     """``network`` prepared for scoring in ``precision`` on ``device``; call it with a
-    batch for float32 scores (N,) in [0, 1]. ``preprocess`` (the crop size) matters
+    batch for float32 scores (N,) in [0, 1]. ``preprocess_config`` (the crop size) matters
     for ``int8`` only, whose calibration crops it cuts."""
 
     def __init__(self, network: IqaMosNet, precision: str = EXACT_PRECISION,
-                 device='cpu', preprocess: Optional[PreprocessConfig] = None):
+                 device='cpu', preprocess_config: Optional[PreprocessConfig] = None):
         super().__init__()
         self.device = torch.device(device)
         check_precision(precision, self.device)
@@ -87,7 +87,7 @@ class InferenceNetwork(nn.Module):
         self.dtype = PRECISION_DTYPES[precision]
         if precision == 'int8':  # calibrated on crops of the configured size
             self.trunk = quantize_trunk(network.backbone,
-                                        preprocess or PreprocessConfig.from_mapping())
+                                        preprocess_config or PreprocessConfig.from_mapping())
         else:
             self.trunk = fold_batch_norms(network.backbone).to(self.device, self.dtype).to(
                 memory_format=torch.channels_last)

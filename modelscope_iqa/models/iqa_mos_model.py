@@ -147,17 +147,17 @@ class ImageQualityAssessmentMosModel(TorchModel):
         return self.network.load_state_dict(state_dict, strict=strict, assign=assign)
 
     def inference_network(self, precision: Optional[str] = None, device=None,
-                          preprocess: Optional[PreprocessConfig] = None) -> InferenceNetwork:
+                          preprocess_config: Optional[PreprocessConfig] = None) -> InferenceNetwork:
         """The network prepared for scoring (:class:`InferenceNetwork`: BatchNorm folded,
         ``precision``, default ``inference_precision``, on ``device``, default CPU), built
-        once per (precision, device) from the current weights. ``preprocess`` gives the
+        once per (precision, device) from the current weights. ``preprocess_config`` gives the
         crop size that ``int8`` calibrates on (default: the package's)."""
         precision = precision or self.inference_precision
         device = torch.device(device or 'cpu')
         key = (precision, str(device))
         if key not in self._inference_networks:
             self._inference_networks[key] = InferenceNetwork(self.network, precision, device,
-                                                             preprocess)
+                                                             preprocess_config)
         return self._inference_networks[key]
 
     def train(self, mode: bool = True):

@@ -61,7 +61,7 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
             model = load_model(model)
         if preprocessor is None:
             preprocessor = ImageQualityAssessmentMosPreprocessor.from_config(
-                open_model_folder(model.model_dir).preprocess)
+                open_model_folder(model.model_dir).preprocess_config)
         super().__init__(model=model, preprocessor=preprocessor, **kwargs)
         self.inference_network = model.inference_network(
             precision, self.device, getattr(preprocessor, 'config', None))

@@ -50,11 +50,11 @@ class _FileCrops(torch.utils.data.Dataset):
     """Input -> ``{'path', 'crops' (K, H, W, 3) uint8 or None, 'frame_numbers',
     'error', 'exception'}``; an image gives one crop, a video one per sampled frame."""
 
-    def __init__(self, inputs: Sequence[ImageInput], preprocess: PreprocessConfig,
+    def __init__(self, inputs: Sequence[ImageInput], preprocess_config: PreprocessConfig,
                  frame_count: Optional[int] = None, fps: Optional[float] = None,
                  videos: bool = True):
         self.inputs = list(inputs)
-        self.preprocess = preprocess
+        self.preprocess_config = preprocess_config
         self.frame_count = frame_count
         self.fps = fps
         self.videos = videos
@@ -70,10 +70,10 @@ class _FileCrops(torch.utils.data.Dataset):
             if is_path and self.videos and is_video(path):
                 sampled = list(sample_frames(path, self.frame_count, self.fps))
                 crops = torch.from_numpy(np.stack(
-                    [network_crop(decode(frame), self.preprocess) for _, frame in sampled]))
+                    [network_crop(decode(frame), self.preprocess_config) for _, frame in sampled]))
                 frame_numbers = [number for number, _ in sampled]
             else:
-                crops = torch.from_numpy(network_crop(decode(source), self.preprocess))[None]
+                crops = torch.from_numpy(network_crop(decode(source), self.preprocess_config))[None]
                 frame_numbers = []
             return {'path': path, 'crops': crops, 'frame_numbers': frame_numbers,
                     'error': None, 'exception': None}
@@ -131,7 +131,7 @@ class _Pending:
 
 
 def score_files(network: InferenceNetwork, paths: Sequence[ImageInput],
-                preprocess: PreprocessConfig, batch_size: int = 1, workers: int = 0,
+                preprocess_config: PreprocessConfig, batch_size: int = 1, workers: int = 0,
                 frame_count: Optional[int] = None, fps: Optional[float] = None,
                 videos: bool = True) -> Iterator[FileResult]:
     """Score image and video files (paths or URLs; in-memory images too) with
@@ -142,14 +142,14 @@ def score_files(network: InferenceNetwork, paths: Sequence[ImageInput],
         network: the network to score with (``model.inference_network(...)``).
         paths: the inputs; a video file (by extension, when ``videos``) is scored on
             sampled frames, any other input decoded as an image.
-        preprocess: the model's preprocessing options.
+        preprocess_config: the model's preprocessing options.
         batch_size: crops per network forward (frames of several files share one).
         workers: decoding processes at the lowest CPU priority (0: decode here).
         frame_count: frames sampled uniformly per video (default 8), or ``fps`` per
             second of video.
     """
     loader = torch.utils.data.DataLoader(
-        _FileCrops(paths, preprocess, frame_count, fps, videos), batch_size=None,
+        _FileCrops(paths, preprocess_config, frame_count, fps, videos), batch_size=None,
         num_workers=workers, collate_fn=_pass_through,
         prefetch_factor=4 if workers else None, persistent_workers=False,
         worker_init_fn=_worker_init)

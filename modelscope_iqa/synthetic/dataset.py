@@ -37,7 +37,7 @@ class SyntheticDistortionDataset(TorchCustomDataset):
         length: samples per epoch.
         crop_size: (height, width) of the landscape training crop.
         seed: base seed; a sample depends on it, its index and the worker's torch seed.
-        preprocess: the preprocessing options; None takes the package defaults.
+        preprocess_config: the preprocessing options; None takes the package defaults.
     """
 
     def __init__(self,
@@ -45,17 +45,17 @@ class SyntheticDistortionDataset(TorchCustomDataset):
                  length: int,
                  crop_size: Tuple[int, int] = (224, 224),
                  seed: int = 0,
-                 preprocess: Optional[PreprocessConfig] = None):
+                 preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
-        self.preprocess = preprocess or PreprocessConfig.from_mapping()
+        self.preprocess_config = preprocess_config or PreprocessConfig.from_mapping()
         self.length = int(length)
         self.crop_size = tuple(crop_size)
         self.seed = int(seed)
         # (image, portrait, key of the whole image), as SyntheticLadderDataset keeps them
         self.photos: List[Tuple[np.ndarray, bool, float]] = []
         for photo in photos:
-            image, portrait = cover_resize(decode(photo).rgb(), self.preprocess)
+            image, portrait = cover_resize(decode(photo).rgb(), self.preprocess_config)
             self.photos.append((image, portrait, scene_key(image)))
 
     def __len__(self) -> int:
@@ -80,7 +80,7 @@ class SyntheticDistortionDataset(TorchCustomDataset):
         degraded = degrade(np.ascontiguousarray(window), severities, rng, key)
         crop = degraded[margin:margin + crop_h, margin:margin + crop_w]
         return {
-            'input': crop_to_float(landscape_crop(crop, portrait, 'RGB', self.preprocess,
+            'input': crop_to_float(landscape_crop(crop, portrait, 'RGB', self.preprocess_config,
                                                   flip=bool(rng.integers(2)))),
             'target': quality_target(severities),
         }

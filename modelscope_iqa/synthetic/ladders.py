@@ -52,7 +52,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
             fixed moderate severity (the base view included).
         windows: of this many random windows the most detailed is kept, so that flat
             (e.g. bokeh) windows, where blur changes nothing visible, are rarer.
-        preprocess: the preprocessing options; None takes the package defaults.
+        preprocess_config: the preprocessing options; None takes the package defaults.
     """
 
     def __init__(self,
@@ -64,12 +64,12 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  scales: Sequence[float] = (1.0, 0.75, 0.5),
                  mixture_share: float = 0.25,
                  windows: int = 2,
-                 preprocess: Optional[PreprocessConfig] = None):
+                 preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
         if not 2 <= rungs <= len(SEVERITY_BANDS) + 1:
             raise ValueError(f'rungs must be in [2, {len(SEVERITY_BANDS) + 1}], got {rungs}')
-        self.preprocess = preprocess or PreprocessConfig.from_mapping()
+        self.preprocess_config = preprocess_config or PreprocessConfig.from_mapping()
         self.length = int(length)
         self.crop_size = tuple(crop_size)
         self.rungs = int(rungs)
@@ -132,7 +132,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
         for recipe in self.recipes(rng):
             degraded = degrade(window, recipe, rng, key)
             crop = degraded[top:top + crop_h, left:left + crop_w]
-            views.append(crop_to_float(landscape_crop(crop, portrait, 'RGB', self.preprocess, flip)))
+            views.append(crop_to_float(
+                landscape_crop(crop, portrait, 'RGB', self.preprocess_config, flip)))
             targets.append(quality_target(recipe))
         return {'input': torch.stack(views),
                 'target': torch.tensor(targets, dtype=torch.float32)}
