@@ -1,7 +1,7 @@
 """Build the embedded default model, reproducibly, from freely licensed photos.
 
 Steps (each can be run alone; ``all`` runs photos, valset, train, pack, brisque, report,
-export: the shipped model):
+export, golden: the shipped model):
 
   photos    apt-get download + dpkg -x the Debian wallpaper packages
             (plasma-workspace-wallpapers, mate-backgrounds, gnome-backgrounds, lxqt-themes,
@@ -28,6 +28,9 @@ export: the shipped model):
             severity per (photo, family), scores by severity, cross-photo pairs
             (modelscope_iqa.metrics.severity); report.json, report.md, report.png.
   export    copy WORK/model's weights into modelscope_iqa/default_model/.
+  golden    score the committed samples with the exported weights (exact mode) and write
+            tests/golden/default_model_samples.json with the weights' SHA-256: the
+            scores the tests hold the shipped model to.
 
 Usage:
   python scripts/build_default_model.py all --work-dir ~/iqa-default --seed 0
@@ -66,6 +69,9 @@ from modelscope_iqa.synthetic import (FAMILIES, SyntheticDistortionDataset,  # n
                                       quality_target)
 
 LOG = logging.getLogger('build_default_model')
+# The held-out set's CSV uses the package's dataset columns and MOS scale.
+DATASET = DatasetConfig.from_mapping()
+IMAGE, MOS = DATASET.image_column, DATASET.mos_column
 
 DEBIAN_PACKAGES = ('plasma-workspace-wallpapers', 'mate-backgrounds', 'gnome-backgrounds',
                    'lxqt-themes', 'lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04')
@@ -205,7 +211,6 @@ def _views():
 
 
 def write_validation_set(work_dir: Path, seed: int) -> None:
-    mos_scale = DatasetConfig.from_mapping().mos_scale
     out = work_dir / 'valset'
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -216,10 +221,10 @@ def write_validation_set(work_dir: Path, seed: int) -> None:
             image = degrade(rgb, severities, rng)
             target = out / f'{path.stem}_{family}_{severity}.png'
             cv2.imwrite(str(target), np.ascontiguousarray(image[:, :, ::-1]))
-            rows.append({'image:FILE': str(target), 'mos': quality_target(severities) / mos_scale,
+            rows.append({IMAGE: str(target), MOS: quality_target(severities) / DATASET.mos_scale,
                          'photo': path.stem, 'family': family, 'severity': severity})
     with open(out / 'valset.csv', 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator='\n')
         writer.writeheader()
         writer.writerows(rows)
     LOG.info('%d validation images in %s', len(rows), out)
@@ -241,10 +246,10 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
 
     init_dir = work_dir / 'init_model'
     init_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(CONFIGURATION_FILE, init_dir / 'configuration.json')
+    shutil.copy(CONFIGURATION_FILE, init_dir / CONFIGURATION_NAME)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        save_weights(IqaMosNet(), str(init_dir / 'pytorch_model.pt'))
+        save_weights(IqaMosNet(), str(init_dir / WEIGHTS_FILE))
 
     photos = [str(work_dir / 'pristine' / 'train' / f'{name}.png') for name in STAGE1_PHOTOS]
     settings = {**TRAINING, **(overrides or {})}
@@ -417,12 +422,12 @@ def brisque_baseline(work_dir: Path) -> list:
     rows = _read_rows(work_dir)
     if cache.is_file():
         cached = json.loads(cache.read_text())
-        if [c['image'] for c in cached] == [r['image:FILE'] for r in rows]:
+        if [c['image'] for c in cached] == [r[IMAGE] for r in rows]:
             return [c['brisque'] for c in cached]
     from brisque import BRISQUE
     scorer = BRISQUE(url=False)
-    scores = [brisque_score(scorer, cv2.imread(r['image:FILE'])[:, :, ::-1]) for r in rows]
-    cache.write_text(json.dumps([{'image': r['image:FILE'], 'brisque': b}
+    scores = [brisque_score(scorer, cv2.imread(r[IMAGE])[:, :, ::-1]) for r in rows]
+    cache.write_text(json.dumps([{'image': r[IMAGE], 'brisque': b}
                                  for r, b in zip(rows, scores)], indent=1))
     return scores
 
@@ -438,9 +443,8 @@ def report(work_dir: Path) -> dict:
 
     iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(work_dir / 'model'))
     rows = _read_rows(work_dir)
-    scores = [iqa(r['image:FILE'])['score'] for r in rows]
-    mos_scale = DatasetConfig.from_mapping().mos_scale
-    targets = [float(r['mos']) * mos_scale for r in rows]
+    scores = [iqa(r[IMAGE])['score'] for r in rows]
+    targets = [DATASET.target(r[MOS]) for r in rows]
 
     def measures(higher_is_better):
         return severity_report([r['photo'] for r in rows], [r['family'] for r in rows],
@@ -466,10 +470,10 @@ def report(work_dir: Path) -> dict:
     (work_dir / 'report.md').write_text(markdown)
     plot_report(rows, scores, result, work_dir / 'report.png')
     with open(work_dir / 'scores.csv', 'w', newline='') as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator='\n')
         writer.writerow(['image', 'photo', 'family', 'severity', 'target', 'score', 'brisque'])
         for r, s, t, b in zip(rows, scores, targets, brisque or [''] * len(rows)):
-            writer.writerow([Path(r['image:FILE']).name, r['photo'], r['family'],
+            writer.writerow([Path(r[IMAGE]).name, r['photo'], r['family'],
                              r['severity'], t, s, b])
     LOG.info('report:\n%s', markdown)
     return result
@@ -557,6 +561,31 @@ def export(work_dir: Path, out_dir: Path) -> None:
     LOG.info('exported %s', out_dir / WEIGHTS_FILE)
 
 
+GOLDEN_FILE = REPO / 'tests' / 'golden' / 'default_model_samples.json'
+SAMPLES_DIR = REPO / 'samples'
+
+
+def write_golden_scores(model_dir: Path) -> None:
+    """The exported model's exact scores of the committed samples, with provenance."""
+    import hashlib
+    import platform
+
+    from modelscope.pipelines import pipeline
+    from modelscope.utils.constant import Tasks
+    iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(model_dir))
+    weights = (model_dir / WEIGHTS_FILE).read_bytes()
+    record = {
+        'made_by': 'python scripts/build_default_model.py golden (exact fp32 pipeline)',
+        'weights_sha256': hashlib.sha256(weights).hexdigest(),
+        'torch': torch.__version__,
+        'machine': platform.processor() or platform.machine(),
+        'scores': {p.name: iqa(str(p))['score'] for p in sorted(SAMPLES_DIR.glob('*.jpg'))},
+    }
+    GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+    GOLDEN_FILE.write_text(json.dumps(record, indent=2) + '\n')
+    LOG.info('golden scores -> %s: %s', GOLDEN_FILE, record['scores'])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -594,16 +623,18 @@ def main(argv=None) -> int:
             brisque_baseline(args.work_dir)
         elif step == 'report':
             report(args.work_dir)
-        else:
+        elif step == 'export':
             export(args.work_dir, args.export_dir)
+        else:
+            write_golden_scores(args.export_dir)
     return 0
 
 
 STEPS = ['photos', 'valset', 'train', 'pack', 'finetune', 'calibrate', 'brisque', 'report',
-         'export']
+         'export', 'golden']
 # The shipped model: stage 1. The stage-2 experiment is `finetune` then `calibrate`
 # (which replace the candidate in WORK/model), then `report` and `export`.
-BUILD = ['photos', 'valset', 'train', 'pack', 'brisque', 'report', 'export']
+BUILD = ['photos', 'valset', 'train', 'pack', 'brisque', 'report', 'export', 'golden']
 
 if __name__ == '__main__':
     sys.exit(main())

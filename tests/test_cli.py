@@ -73,6 +73,7 @@ def test_main_restores_the_sigterm_handler(tmp_path):
         signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.mark.slow
 def test_help_and_unknown_flags():
     assert run_cli('score', '--help').returncode == 0
     result = run_cli('score', '--no-such-flag', '.')
@@ -92,6 +93,7 @@ def scored(media, our_model_dir, tmp_path_factory):
     return result, output
 
 
+@pytest.mark.slow
 def test_one_row_per_input_and_errors_are_rows(scored):
     result, output = scored
     assert result.returncode == 1, result.stderr  # some inputs failed
@@ -112,6 +114,7 @@ def test_one_row_per_input_and_errors_are_rows(scored):
     assert 'not a recognised image' in by_name['notes.jpg']['error']
 
 
+@pytest.mark.slow
 def test_scores_equal_the_pipeline(scored, media, our_model_dir):
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
@@ -123,6 +126,7 @@ def test_scores_equal_the_pipeline(scored, media, our_model_dir):
         assert float(by_name[name]['score']) == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_video_score_is_the_mean_of_its_frames(media, our_model_dir, tmp_path):
     output = tmp_path / 'frames.jsonl'
     result = run_cli('score', media / 'clip.avi', '--model', our_model_dir, '--output', output,
@@ -136,6 +140,7 @@ def test_video_score_is_the_mean_of_its_frames(media, our_model_dir, tmp_path):
     assert whole[0]['score'] == pytest.approx(np.mean([r['score'] for r in frames]))
 
 
+@pytest.mark.slow
 def test_resume_does_not_rescore(media, our_model_dir, tmp_path):
     output = tmp_path / 'resume.csv'
     first = run_cli('score', media / 'good_a.png', media / 'notes.jpg', '--model',
@@ -164,6 +169,7 @@ def labelled(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_evaluate_prints_metrics_and_writes_a_report(labelled, our_model_dir, tmp_path):
     report = tmp_path / 'report'
     result = run_cli('evaluate', '--data', labelled, '--model', our_model_dir,
@@ -188,6 +194,7 @@ def test_evaluate_prints_metrics_and_writes_a_report(labelled, our_model_dir, tm
     assert metrics == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_evaluate_accepts_an_official_hub_folder(labelled, builtin_model_dir, our_model_dir):
     ours = run_cli('evaluate', '--data', labelled / 'labels.csv', '--model', our_model_dir,
                    '--batch-size', 1)

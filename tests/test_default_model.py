@@ -1,4 +1,6 @@
 """The embedded default model, the repository as a model directory, and export."""
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +18,9 @@ from modelscope_iqa.pipelines import ImageQualityAssessmentMosPipeline
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((REPO / 'samples').glob('*.jpg'))
+GOLDEN = REPO / 'tests' / 'golden' / 'default_model_samples.json'
+# Exact mode on another CPU may order float operations differently.
+GOLDEN_TOLERANCE = 1e-6
 
 
 @pytest.fixture(scope='module')
@@ -41,6 +46,20 @@ def test_default_model_scores_the_samples(default_scorer):
     pristine = scores['cups_pristine']
     for name in ('cups_sensor_noise', 'cups_under_exposed', 'cups_defocus_blur'):
         assert scores[name] < pristine - 0.1, (name, scores)
+
+
+def test_the_samples_keep_their_golden_scores(default_scorer):
+    """Scores of the shipped weights, written by the build's `golden` step with the
+    weights' hash: any change to the weights or to the scoring path shows here."""
+    golden = json.loads(GOLDEN.read_text())
+    weights = Path(modelscope_iqa.DEFAULT_MODEL_DIR) / 'pytorch_model.pt'
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == golden['weights_sha256'], (
+        'the default weights changed: run `python scripts/build_default_model.py golden '
+        '--work-dir WORK` and commit tests/golden/default_model_samples.json')
+    assert set(golden['scores']) == {p.name for p in SAMPLES}
+    for path in SAMPLES:
+        assert default_scorer(str(path))[OutputKeys.SCORE] == pytest.approx(
+            golden['scores'][path.name], abs=GOLDEN_TOLERANCE), path.name
 
 
 def test_a_clone_of_the_repo_is_a_model_directory(default_scorer):

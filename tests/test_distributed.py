@@ -76,6 +76,7 @@ def assert_same_rows(rows, expected):
             assert row['score'] == ''
 
 
+@pytest.mark.slow  # torchrun process groups
 def test_two_processes_score_like_one(folder, our_model_dir, single_run, tmp_path):
     output = tmp_path / 'scores.csv'
     result = run_cli('score', folder, '--model', our_model_dir, '--output', output,
@@ -95,6 +96,7 @@ def _write_csv(path, rows):
         writer.writerows(rows)
 
 
+@pytest.mark.slow  # torchrun process groups
 @pytest.mark.parametrize('processes', [1, 2])
 def test_resume_folds_in_the_parts_of_an_interrupted_run(folder, our_model_dir, single_run,
                                                         tmp_path, processes):
@@ -133,6 +135,7 @@ def labels(folder):
     return path
 
 
+@pytest.mark.slow  # torchrun process groups
 def test_two_process_evaluation_equals_one(labels, our_model_dir, tmp_path):
     reports = {}
     for processes in (1, 2):

@@ -30,11 +30,18 @@ def _evaluate(model_dir, eval_dataset, work_dir, batch_size=None):
     return build_trainer(default_args=kwargs).evaluate()
 
 
+# The metrics are compared on a trained checkpoint (the default model's weights):
+# evaluation scores with the pipeline's network, BatchNorm folded, whose scores stay
+# within about 1e-8 of ModelScope's on trained weights. (On the random checkpoint with
+# perturbed BatchNorm statistics of `our_model_dir`, folding moves its near-constant
+# predictions enough to shift PLCC by 1e-5; test_inference checks folding's accuracy
+# on any checkpoint against a float64 reference.)
 @pytest.fixture(scope='module')
-def builtin_metrics(builtin_model_dir, rows, tmp_path_factory):
-    config = Config.from_file(str(builtin_model_dir / 'configuration.json'))
+def builtin_metrics(trained_builtin_model_dir, rows, tmp_path_factory):
+    config = Config.from_file(str(trained_builtin_model_dir / 'configuration.json'))
     dataset = BuiltinDataset(datasets.Dataset.from_list(rows), config.dataset)
-    return _evaluate(builtin_model_dir, dataset, tmp_path_factory.mktemp('builtin_eval'))
+    return _evaluate(trained_builtin_model_dir, dataset,
+                     tmp_path_factory.mktemp('builtin_eval'))
 
 
 def test_dataset_items(our_model_dir, rows):
@@ -46,10 +53,11 @@ def test_dataset_items(our_model_dir, rows):
     assert item['target'] == pytest.approx(MOS_VALUES[0] * 0.2)
 
 
-def test_card_flow_matches_builtin(our_model_dir, rows, tmp_path, builtin_metrics):
-    config = Config.from_file(str(our_model_dir / 'configuration.json'))
+@pytest.mark.slow
+def test_card_flow_matches_builtin(trained_our_model_dir, rows, tmp_path, builtin_metrics):
+    config = Config.from_file(str(trained_our_model_dir / 'configuration.json'))
     dataset = ImageQualityAssessmentMosDataset(datasets.Dataset.from_list(rows), config.dataset)
-    ours = _evaluate(our_model_dir, dataset, tmp_path, batch_size=1)
+    ours = _evaluate(trained_our_model_dir, dataset, tmp_path, batch_size=1)
     assert set(ours) == {MetricKeys.PLCC, MetricKeys.SRCC, MetricKeys.KRCC, MetricKeys.RMSE}
     assert all(type(v) is float for v in ours.values())
     # ModelScope's metric computes in float32; ours in float64 on the same predictions.
@@ -57,16 +65,19 @@ def test_card_flow_matches_builtin(our_model_dir, rows, tmp_path, builtin_metric
         assert ours[key] == pytest.approx(float(builtin_metrics[key]), abs=1e-6), key
 
 
-def test_batched_evaluation(our_model_dir, rows, tmp_path, builtin_metrics):
+@pytest.mark.slow
+def test_batched_evaluation(trained_our_model_dir, rows, tmp_path, builtin_metrics):
     dataset = ImageQualityAssessmentMosDataset(datasets.Dataset.from_list(rows))
-    ours = _evaluate(our_model_dir, dataset, tmp_path, batch_size=4)
+    ours = _evaluate(trained_our_model_dir, dataset, tmp_path, batch_size=4)
     # Batched forwards differ from single ones only by float32 summation order.
     for key in (MetricKeys.PLCC, MetricKeys.RMSE):
         assert ours[key] == pytest.approx(float(builtin_metrics[key]), abs=1e-4), key
     assert ours[MetricKeys.SRCC] == pytest.approx(float(builtin_metrics[MetricKeys.SRCC]))
 
 
-def test_msdataset_load_of_a_local_csv(our_model_dir, rows, tmp_path, builtin_metrics):
+@pytest.mark.slow
+def test_msdataset_load_of_a_local_csv(trained_our_model_dir, rows, tmp_path,
+                                       builtin_metrics):
     csv_path = tmp_path / 'val.csv'
     with open(csv_path, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=['image:FILE', 'mos'])
@@ -74,7 +85,7 @@ def test_msdataset_load_of_a_local_csv(our_model_dir, rows, tmp_path, builtin_me
         writer.writerows(rows)
     hf_dataset = MsDataset.load('csv', data_files=str(csv_path), split='train')._hf_ds
     dataset = ImageQualityAssessmentMosDataset(hf_dataset)
-    ours = _evaluate(our_model_dir, dataset, tmp_path / 'work', batch_size=2)
+    ours = _evaluate(trained_our_model_dir, dataset, tmp_path / 'work', batch_size=2)
     assert ours[MetricKeys.SRCC] == pytest.approx(float(builtin_metrics[MetricKeys.SRCC]))
 
 

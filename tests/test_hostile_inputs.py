@@ -191,6 +191,7 @@ def test_unsupported_arrays_are_refused(array, reason, scorer):
     assert reason in str(raised.value) and str(array.shape) in str(raised.value)
 
 
+@pytest.mark.slow
 def test_the_cli_writes_one_row_per_input_and_goes_on(tmp_path, small_model_dir):
     folder = tmp_path / 'inputs'
     folder.mkdir()
@@ -258,6 +259,7 @@ def _labels(folder, rows):
     return folder / 'labels.csv'
 
 
+@pytest.mark.slow
 def test_bad_evaluation_rows_are_listed_or_skipped(tmp_path, small_model_dir):
     for i in range(4):
         Image.fromarray(_rgb(seed=30 + i)).save(tmp_path / f'{i}.png')
@@ -320,6 +322,7 @@ def _server_holding_its_first_request(body: bytes):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_finished_rows_and_resume_completes(tmp_path, trained_our_model_dir):
     """The run is stopped while it waits for the 7th input (a URL whose server holds the
     request): the 6 rows before it are kept whole, and --resume scores the rest."""
@@ -362,6 +365,7 @@ def test_sigterm_keeps_finished_rows_and_resume_completes(tmp_path, trained_our_
         [f'{i:02d}.png' for i in range(6)] + ['held.png'] + [f'{i:02d}.png' for i in range(6, 9)]
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_batch_size_or_workers(tmp_path, small_model_dir):
     folder = tmp_path / 'images'
     folder.mkdir()

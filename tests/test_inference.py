@@ -35,6 +35,7 @@ def crops(image_files):
     return torch.from_numpy(np.stack([network_crop(decode(path), config) for path in image_files]))
 
 
+@pytest.mark.slow
 def test_exact_mode_is_as_accurate_as_modelscope_on_any_checkpoint(crops):
     """On the ill-conditioned test checkpoint float32 rounding alone moves scores by a
     few 1e-5, so no reordering of the arithmetic can stay within 1e-5 of ModelScope's
@@ -54,6 +55,7 @@ def test_exact_mode_is_as_accurate_as_modelscope_on_any_checkpoint(crops):
     assert (ours - truth).abs().max().item() <= 2 * modelscope_error
 
 
+@pytest.mark.slow
 def test_batches_do_not_change_scores(crops):
     exact = InferenceNetwork(IqaMosNet().eval(), 'fp32')
     singles = torch.cat([exact(crop[None]) for crop in crops])
@@ -82,6 +84,7 @@ def quality_range():
     return [np.ascontiguousarray(image[:, :, ::-1]) for image in images]
 
 
+@pytest.mark.slow
 def test_fast_mode_stays_within_its_bound(quality_range):
     exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
     fast = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
@@ -93,6 +96,7 @@ def test_fast_mode_stays_within_its_bound(quality_range):
     assert spearmanr(fast_scores, exact_scores).statistic >= FAST_MIN_SRCC
 
 
+@pytest.mark.slow
 def test_int8_stays_within_the_fast_bound(quality_range):
     """The calibration photo is the source of these images too; on 15 other photos
     (Debian wallpapers, not in the repository) the largest difference measured 0.003."""
@@ -105,6 +109,7 @@ def test_int8_stays_within_the_fast_bound(quality_range):
     assert spearmanr(int8_scores, exact_scores).statistic >= FAST_MIN_SRCC
 
 
+@pytest.mark.slow
 def test_int8_cli_with_decoding_workers(tmp_path):
     """Calibration decodes images in the main process; OpenCV's thread pool then hung
     the forked decoding workers, until workers were forked with OpenCV single-threaded."""
@@ -211,6 +216,7 @@ MEMORY_PROBE = PROBE_PREAMBLE + textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
 def test_a_48_megapixel_jpeg_stays_within_250_mb(tmp_path):
     rng = np.random.default_rng(0)
@@ -240,6 +246,7 @@ RSS_PROBE = PROBE_PREAMBLE + textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
 def test_rss_stays_flat_over_1000_images(tmp_path, small_model_dir):
     """Small crops keep this fast; every step of scoring (decoding files, preprocessing,

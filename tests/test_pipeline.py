@@ -66,6 +66,7 @@ def test_batch_size_batches_the_forward(our_pipeline, image_files, builtin_score
     assert np.abs(scores - builtin_scores).max() <= PARITY_ATOL
 
 
+@pytest.mark.slow
 def test_a_list_is_scored_by_the_engine_with_the_same_scores(our_pipeline, image_files,
                                                             tmp_path, monkeypatch):
     from modelscope_iqa import scoring

@@ -1,4 +1,4 @@
-"""The README's two card snippets run as written, on local files."""
+"""Every Python snippet of the README runs as written, on local files."""
 import csv
 import re
 import shutil
@@ -19,11 +19,12 @@ def workspace(tmp_path, our_model_dir, image_files, monkeypatch):
     shutil.copytree(our_model_dir, model_dir)
     for name, source in zip(('photo.jpg', 'a.jpg', 'b.png', 'c.webp'), image_files):
         shutil.copy(source, tmp_path / name)
-    with open(tmp_path / 'val.csv', 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['image:FILE', 'mos'])
-        for i, source in enumerate(image_files[:4]):
-            writer.writerow([source, 1.5 + i])
+    for name, sources in (('val.csv', image_files[:4]), ('train.csv', image_files[4:8])):
+        with open(tmp_path / name, 'w', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(['image:FILE', 'mos'])
+            for i, source in enumerate(sources):
+                writer.writerow([source, 1.5 + i])
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -40,3 +41,23 @@ def test_evaluation_snippet_runs(workspace, capsys):
     output = capsys.readouterr().out
     for key in ('plcc', 'srcc', 'krcc', 'rmse'):
         assert f"'{key}'" in output
+
+
+def test_there_are_four_snippets():
+    assert len(_python_blocks()) == 4
+
+
+@pytest.mark.slow
+def test_fine_tuning_snippet_runs(workspace):
+    exec(compile(_python_blocks()[2], 'README-fine-tuning', 'exec'), {})
+    assert (workspace / 'work' / 'output' / 'pytorch_model.pt').is_file()
+    assert (workspace / 'work' / 'epoch_1.pth').is_file()
+
+
+def test_official_checkpoint_snippet_runs(workspace, builtin_model_dir, monkeypatch, capsys):
+    """With the hub's download replaced by an official folder already on disk."""
+    import modelscope_iqa.hub
+    monkeypatch.setattr(modelscope_iqa.hub, 'download_model',
+                        lambda model_id: str(builtin_model_dir))
+    exec(compile(_python_blocks()[3], 'README-official', 'exec'), {})
+    assert capsys.readouterr().out.startswith("{'score': ")

@@ -18,6 +18,8 @@ from modelscope_iqa.synthetic import SyntheticLadderDataset
 
 from conftest import BUILTIN_CONFIGURATION, make_image
 
+pytestmark = pytest.mark.slow  # every test trains
+
 EPOCHS = 3
 ITERS_PER_EPOCH = 2
 

@@ -130,21 +130,26 @@ def _add_precision(command) -> None:
         'scores within 0.02 of exact (the tested bound; the README gives measured errors)')
 
 
-def _check_precision(precision: str, device) -> None:
+def _usage_error(args, message: str) -> None:
+    """Exit with the command's usage and ``message`` (status 2, as argparse does)."""
+    args.command_parsers[args.command].error(message)
+
+
+def _check_precision(args, device) -> None:
     from ..models import check_precision
     try:
-        check_precision(precision, device)
+        check_precision(args.precision, device)
     except ValueError as exc:
-        raise SystemExit(f'modelscope-iqa: error: --precision: {exc}') from None
+        _usage_error(args, f'--precision: {exc}')
 
 
-def _device(name: str):
+def _device(args):
     import torch
 
     from ..distributed import device_for_rank
-    device = device_for_rank(name)
+    device = device_for_rank(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit(f'modelscope-iqa: error: --device {name}: CUDA is not available')
+        _usage_error(args, f'--device {args.device}: CUDA is not available')
     return device
 
 
@@ -160,17 +165,17 @@ def run_score(args) -> int:
         try:
             check_output_path(args.output)
         except ValueError as exc:
-            raise SystemExit(f'modelscope-iqa: error: --output: {exc}') from None
-    device = _device(args.device)
+            _usage_error(args, f'--output: {exc}')
+    device = _device(args)
     if args.resume and args.output is None:
-        raise SystemExit('modelscope-iqa: error: --resume needs --output')
+        _usage_error(args, '--resume needs --output')
     if distributed.launched_with_several_processes() and args.output is None:
-        raise SystemExit('modelscope-iqa: error: several processes (torchrun) need --output')
+        _usage_error(args, 'several processes (torchrun) need --output')
     ranks = distributed.setup(device)
     folder = open_model_folder(args.model or _default_model())
     model = load_model(folder)
     preprocess_config = folder.preprocess_config
-    _check_precision(args.precision, device)
+    _check_precision(args, device)
     network = model.inference_network(args.precision, device, preprocess_config)
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
     inputs = distributed.broadcast_from_main(
@@ -248,8 +253,8 @@ def run_evaluate(args) -> int:
     from ..hub import open_model_folder
     from .evaluate import load_labels, run_evaluation, write_report
 
-    device = _device(args.device)
-    _check_precision(args.precision, device)
+    device = _device(args)
+    _check_precision(args, device)
     ranks = distributed.setup(device)
     folder = open_model_folder(args.model or _default_model())
     dataset_config = folder.dataset

@@ -102,8 +102,9 @@ class ResultWriter:
     def close(self) -> None:
         if self._owns_file:
             self._file.close()
-        else:
+        else:  # stdout: flush, and let go of its buffer without closing it
             self._file.flush()
+            self._file.detach()
 
 
 def completed_inputs(rows: Iterable[Dict[str, str]]) -> Set[str]:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..config import PreprocessConfig
 from ..preprocessors.crop import network_crop
-from ..preprocessors.decode import Pixels, decode
+from ..preprocessors.decoding import Pixels, decode
 from ..preprocessors.scale import crop_to_float
 from ..synthetic.distortions import FAMILIES
 
@@ -40,6 +40,9 @@ QUANTIZED_ENGINE = 'x86'
 CACHE_ENV = 'MODELSCOPE_IQA_CACHE'
 # Part of every cache key: bump it when the calibration procedure changes.
 CALIBRATION_VERSION = 1
+# The prepared trunk's observers: what calibration sets and the cache holds (about
+# 250 kB; the weights are the network's own).
+OBSERVER_PREFIX = 'activation_post_process_'
 LOG = logging.getLogger(__name__)
 # What torch.ao says while it prepares the trunk, none of it about our use: its move to
 # torchao, and its observers' reduce_range notice.
@@ -93,13 +96,20 @@ def _calibration_key(trunk: nn.Module, config: PreprocessConfig) -> str:
     return digest.hexdigest()[:32]
 
 
+def _observer_state(prepared: nn.Module) -> dict:
+    return {k: v for k, v in prepared.state_dict().items() if k.startswith(OBSERVER_PREFIX)}
+
+
 def _load_calibration(prepared: nn.Module, path: Path) -> bool:
     """Load cached observer state into ``prepared``; False (and a log line) if there is
     none or it cannot be trusted."""
     if not path.is_file():
         return False
     try:
-        prepared.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+        state = torch.load(path, map_location='cpu', weights_only=True)
+        if not isinstance(state, dict) or set(state) != set(_observer_state(prepared)):
+            raise ValueError('its observers do not fit this network')
+        prepared.load_state_dict(state, strict=False)
     except Exception as exc:  # corrupt, truncated, another layout: calibrate again
         LOG.warning('ignoring the int8 calibration cache %s (%s: %s)', path,
                     type(exc).__name__, exc)
@@ -114,7 +124,7 @@ def _save_calibration(prepared: nn.Module, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix='.tmp',
                                          delete=False) as f:
-            torch.save(prepared.state_dict(), f)
+            torch.save(_observer_state(prepared), f)
         os.replace(f.name, path)
     except OSError as exc:
         LOG.warning('cannot write the int8 calibration cache %s (%s)', path, exc)

@@ -2,6 +2,6 @@
 :func:`network_crop` (resize, crop, orientation, channel order -> uint8 crop) and
 :func:`to_unit_range` (uint8 -> floats in [0, 1])."""
 from .crop import network_crop
-from .decode import ImageInput, Pixels, decode
+from .decoding import ImageInput, Pixels, decode
 from .iqa_mos_preprocessor import ImageQualityAssessmentMosPreprocessor
 from .scale import crop_to_float, to_unit_range

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..config import PreprocessConfig
-from .decode import Pixels
+from .decoding import Pixels
 
 CV2_INTERPOLATION = {'bicubic': cv2.INTER_CUBIC}
 

@@ -10,7 +10,7 @@ from .._modelscope_index import list_in_modelscope_index
 from ..config import PreprocessConfig
 from ..metainfo import PREPROCESSOR_FIELD, Preprocessors
 from .crop import network_crop
-from .decode import ImageInput, decode
+from .decoding import ImageInput, decode
 from .scale import crop_to_float
 
 __all__ = ['ImageQualityAssessmentMosPreprocessor']
@@ -18,7 +18,7 @@ __all__ = ['ImageQualityAssessmentMosPreprocessor']
 
 @PREPROCESSORS.register_module(PREPROCESSOR_FIELD, module_name=Preprocessors.iqa_mos)
 class ImageQualityAssessmentMosPreprocessor(Preprocessor):
-    """Decodes an image (see :mod:`.decode` for the accepted kinds) and builds the
+    """Decodes an image (see :mod:`.decoding` for the accepted kinds) and builds the
     network input (see :mod:`.crop` and :mod:`.scale`). Options left as None take the values of
     the package's ``configuration.json``.
 

@@ -19,7 +19,7 @@ from ..config import PreprocessConfig
 from ..errors import IqaError
 from ..models import InferenceNetwork
 from ..preprocessors import ImageInput, decode, network_crop
-from ..preprocessors.decode import describe
+from ..preprocessors.decoding import describe
 from .video import is_video, sample_frames
 
 LOG = logging.getLogger(__name__)

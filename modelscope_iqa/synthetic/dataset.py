@@ -11,7 +11,7 @@ from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
 
 from ..config import PreprocessConfig
 from ..preprocessors.crop import cover_resize, landscape_crop, oriented
-from ..preprocessors.decode import decode
+from ..preprocessors.decoding import decode
 from ..preprocessors.scale import crop_to_float
 from .distortions import degrade, quality_target, sample_severities, scene_key
 

@@ -18,7 +18,7 @@ from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
 
 from ..config import PreprocessConfig
 from ..preprocessors.crop import landscape_crop, oriented
-from ..preprocessors.decode import decode
+from ..preprocessors.decoding import decode
 from ..preprocessors.scale import crop_to_float
 from .dataset import DEGRADE_MARGIN, detail
 from .distortions import FAMILIES, degrade, quality_target, scene_key

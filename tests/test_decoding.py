@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import make_image
-import modelscope_iqa.preprocessors.decode as decoding
+import modelscope_iqa.preprocessors.decoding as decoding
 from modelscope_iqa.errors import UnreadableImageError
 from modelscope_iqa.preprocessors import decode
 

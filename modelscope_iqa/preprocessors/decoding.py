@@ -11,7 +11,7 @@ Conventions (the same as ModelScope's ``LoadImage``, which the scores are checke
   RGB, RGBA or grey, without EXIF; Pillow reads the header first) are decoded by OpenCV
   instead, in BGR: about twice as fast for JPEG, and straight into one pixel buffer,
   which keeps a 48 MP photo's peak memory near its 144 MB of pixels (Pillow makes
-  three copies). ``tests/test_decode.py`` checks that the pixels are the same;
+  three copies). ``tests/test_decoding.py`` checks that the pixels are the same;
 - a ``PIL.Image`` is converted to RGB as it is (no EXIF rotation: it was already opened);
 - a numpy array is **BGR** (OpenCV's order) and stays so: (H, W) and (H, W, 1) are grey,
   (H, W, 3) is BGR, (H, W, 4) is BGRA whose alpha is dropped after resizing (it is carried as a
