@@ -1,14 +1,41 @@
 """ModelScope plugin for no-reference image quality assessment (MOS in [0, 1]).
 
-Importing the package registers its model, preprocessor, pipeline, dataset and metric
-in ModelScope's registries for ``Tasks.image_quality_assessment_mos``.
+``import modelscope_iqa`` makes ModelScope find this package's model, preprocessor,
+pipeline, dataset, metric and trainer for ``Tasks.image_quality_assessment_mos``: they are
+listed in ModelScope's lazy-import index as soon as ModelScope is imported (at once if it
+already is), and ModelScope imports (and so registers) each when it first builds one
+(see :mod:`._modelscope_index`). The import itself loads neither PyTorch nor ModelScope;
+the subpackages load on first use (``modelscope_iqa.models``, ...).
 """
-from . import metrics, models, msdatasets, pipelines, preprocessors, training
+import importlib
+from typing import Any, List
+
+from ._modelscope_index import list_when_modelscope_loads
 from .config import DEFAULT_MODEL_PATH
-from .msdatasets import ImageQualityAssessmentMosDataset
 
 # A model directory (configuration.json + pytorch_model.pt) that ships in the package:
 # pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR) works offline.
 DEFAULT_MODEL_DIR = str(DEFAULT_MODEL_PATH)
 
 __version__ = '0.1.0'
+
+_SUBMODULES = frozenset({
+    'cli', 'config', 'distributed', 'errors', 'hub', 'metainfo', 'metrics', 'models',
+    'msdatasets', 'pipelines', 'preprocessors', 'scoring', 'synthetic', 'training'})
+# Names exported here from a subpackage, loaded on first use.
+_EXPORTS = {'ImageQualityAssessmentMosDataset': 'msdatasets'}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f'{__name__}.{name}')
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | _SUBMODULES | set(_EXPORTS))
+
+
+list_when_modelscope_loads()

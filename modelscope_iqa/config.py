@@ -1,8 +1,10 @@
-"""The single source of the preprocessing and dataset constants.
+"""The single source of the package's constants.
 
-They live in ``configuration.json`` (the repository's top-level file; the package's
-default model folder holds a link to it) and are read from there; Python code never
-re-types them.
+The preprocessing and dataset settings live in ``configuration.json`` (the repository's
+top-level file; the package's default model folder holds a link to it) and are read
+from there; Python code never re-types them. The scoring precisions and the default
+number of decoding workers are set here. This module imports neither PyTorch nor
+ModelScope: the command line reads it before deciding whether it needs them.
 """
 from __future__ import annotations
 
@@ -16,6 +18,12 @@ from typing import Any, Mapping, Optional, Tuple
 # repository's top-level one, so there is a single copy.
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / 'default_model'
 CONFIGURATION_FILE = DEFAULT_MODEL_PATH / 'configuration.json'
+
+# Scoring precisions (models.inference maps each to its dtype); fp32 is exact.
+PRECISIONS = ('fp32', 'bf16', 'fp16', 'int8')
+EXACT_PRECISION = 'fp32'
+# Decoding processes by default: one per core, at most this many.
+MAX_DEFAULT_WORKERS = 4
 
 INTERPOLATIONS = ('bicubic', )
 CHANNEL_ORDERS = ('BGR', 'RGB')

@@ -43,3 +43,10 @@ class MetricKeys:
     SRCC = 'srcc'
     KRCC = 'krcc'
     RMSE = 'rmse'
+
+
+# ModelScope may have been imported just now, by the line at the top: list our classes
+# in its index (what metainfo could not do while it was importing ModelScope).
+from ._modelscope_index import list_when_modelscope_loads  # noqa: E402
+
+list_when_modelscope_loads()

@@ -15,7 +15,6 @@ from modelscope.utils.data_utils import to_device
 from modelscope.utils.registry import default_group
 
 from . import distributed
-from ._modelscope_index import list_in_modelscope_index
 from .metainfo import Trainers
 
 # What numpy needs to rebuild the arrays of its random state: data types, no code. The
@@ -98,6 +97,3 @@ class IqaMosTrainer(EpochBasedTrainer):
             values.update(metric.evaluate())
         self.invoke_hook(TrainerStages.after_val)
         return values
-
-
-list_in_modelscope_index(TRAINERS, default_group, Trainers.iqa_mos, __name__)

@@ -341,7 +341,8 @@ def test_sigterm_keeps_finished_rows_and_resume_completes(tmp_path, trained_our_
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
         try:
-            assert arrived.wait(timeout=600), 'the run never reached the held URL'
+            while not arrived.wait(timeout=1):  # or the run ended before reaching it
+                assert process.poll() is None, process.communicate()[1]
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=120)
         finally:

@@ -103,6 +103,7 @@ def test_import_prints_nothing_and_opens_no_socket():
         socket.socket.connect_ex = refuse
         socket.create_connection = lambda address, *a, **k: refuse(None, address)
         import modelscope_iqa
+        import modelscope.pipelines  # lists our classes in ModelScope's index
         assert not attempts, attempts
     ''')
     result = subprocess.run([sys.executable, '-c', script], capture_output=True,
@@ -123,3 +124,70 @@ def test_model_loads_through_modelscope_without_transformers_detour(
     monkeypatch.setattr(base_model, 'try_to_load_hf_model', detour)
     model = Model.from_pretrained(str(our_model_dir))
     assert isinstance(model, modelscope_iqa.models.ImageQualityAssessmentMosModel)
+
+
+LIGHT_IMPORT_PROBE = textwrap.dedent('''
+    import json, sys
+    import modelscope_iqa
+    light = not ({'torch', 'modelscope'} & set(sys.modules))
+    from modelscope.models.builder import MODELS
+    from modelscope.utils.ast_utils import INDEX_KEY
+    from modelscope.utils.import_utils import LazyImportModule
+    from modelscope_iqa._modelscope_index import index_entries
+    index = LazyImportModule.get_ast_index()[INDEX_KEY]
+    listed = all(index.get(k, {}).get('module') == m for k, m in index_entries().items())
+    registered_before_use = 'modelscope_iqa.models' in sys.modules
+    from modelscope.models import Model
+    model = Model.from_pretrained(sys.argv[1])
+    print(json.dumps({'light': light, 'listed': listed, 'entries': len(index_entries()),
+                      'registered_before_use': registered_before_use,
+                      'built': type(model).__module__}))
+''')
+
+
+def test_import_is_light_and_modelscope_finds_our_classes_on_first_use(our_model_dir):
+    """`import modelscope_iqa` loads neither PyTorch nor ModelScope; once ModelScope is
+    imported, its index lists all our classes, and building one imports it."""
+    result = subprocess.run([sys.executable, '-c', LIGHT_IMPORT_PROBE, str(our_model_dir)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    assert probe == {'light': True, 'listed': True, 'entries': len(OUR_REGISTRATIONS) + 1,
+                     'registered_before_use': False,
+                     'built': 'modelscope_iqa.models.iqa_mos_model'}
+
+
+def test_the_index_table_names_the_modules_that_register(tmp_path):
+    """Each entry of the index table names the module whose import registers it."""
+    import importlib
+
+    from modelscope_iqa._modelscope_index import index_entries
+    from modelscope_iqa.metainfo import Trainers
+    from modelscope.trainers.builder import TRAINERS
+    registries = {r.name.upper(): r for r, *_ in OUR_REGISTRATIONS}
+    registries['TRAINERS'] = TRAINERS
+    classes = {(r.name.upper(), g, n): c for r, g, n, c in OUR_REGISTRATIONS}
+    for (registry, group, name), module in index_entries().items():
+        importlib.import_module(module)
+        found = registries[registry].get(name, group_key=group)
+        assert found is not None and found.__module__ == module, (registry, name)
+        if (registry, group, name) in classes:
+            assert found is classes[(registry, group, name)]
+    assert (TRAINERS.name.upper(), default_group, Trainers.iqa_mos) in index_entries()
+
+
+def test_command_line_help_loads_no_heavy_module():
+    script = textwrap.dedent('''
+        import sys
+        from modelscope_iqa.cli.main import main
+        for argv in (['--help'], ['score', '--help'], ['score', '--no-such-flag']):
+            try:
+                main(argv)
+            except SystemExit as exit:
+                assert exit.code in (0, 2), exit.code
+        heavy = {'torch', 'modelscope', 'cv2', 'numpy'} & set(sys.modules)
+        assert not heavy, heavy
+    ''')
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr

@@ -13,8 +13,8 @@ import sys
 import tempfile
 from typing import Iterator, List, Optional
 
-from ..models.inference import EXACT_PRECISION, PRECISION_DTYPES
-from ..scoring.engine import MAX_DEFAULT_WORKERS
+# Only light modules here: --help and usage errors must not wait for PyTorch.
+from ..config import EXACT_PRECISION, MAX_DEFAULT_WORKERS, PRECISIONS
 
 LOG = logging.getLogger('modelscope_iqa.cli')
 
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_precision(command) -> None:
     command.add_argument(
-        '--precision', choices=sorted(PRECISION_DTYPES), default=EXACT_PRECISION,
+        '--precision', choices=sorted(PRECISIONS), default=EXACT_PRECISION,
         help=f'{EXACT_PRECISION} (default): exact, within 1e-5 of ModelScope\'s pipeline; '
         'bf16 (CPU with AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; about '
         '10 s of calibration the first time a model is used, cached after): faster, '

@@ -6,7 +6,6 @@ from modelscope.metrics.base import Metric
 from modelscope.metrics.builder import METRICS
 from modelscope.utils.registry import default_group
 
-from .._modelscope_index import list_in_modelscope_index
 from ..metainfo import Metrics
 from .functional import iqa_metrics
 
@@ -55,6 +54,3 @@ class ImageQualityAssessmentMosMetric(Metric):
 
     def __setstate__(self, state):
         self.preds, self.targets = state
-
-
-list_in_modelscope_index(METRICS, default_group, Metrics.iqa_mos, __name__)

@@ -27,15 +27,14 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..config import PreprocessConfig
+from ..config import EXACT_PRECISION, PRECISIONS, PreprocessConfig
 from ..preprocessors.scale import to_unit_range
 from .network import IqaMosNet, ResNet18Trunk
 from .quantization import quantize_trunk, quantized_engine
 
-EXACT_PRECISION = 'fp32'
-PRECISION_DTYPES: Dict[str, torch.dtype] = {
-    'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16,
-    'int8': torch.float32}  # int8: float in and out, quantized inside
+_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16,
+           'int8': torch.float32}  # int8: float in and out, quantized inside
+PRECISION_DTYPES: Dict[str, torch.dtype] = {name: _DTYPES[name] for name in PRECISIONS}
 CUDA_ONLY_PRECISIONS = frozenset({'fp16'})
 CPU_ONLY_PRECISIONS = frozenset({'int8'})
 

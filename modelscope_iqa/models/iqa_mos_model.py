@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from modelscope.models.base import TorchModel
 from modelscope.models.builder import MODELS
 
-from .._modelscope_index import list_in_modelscope_index
 from ..config import PreprocessConfig
 from ..errors import ModelDirError
 from ..metainfo import TASK, Models, Pipelines
@@ -200,6 +199,3 @@ class ImageQualityAssessmentMosModel(TorchModel):
         # ModelScope's trainer logs every output whose key contains 'loss'.
         return {'pred': pred, 'target': target, 'loss': loss,
                 'l1_loss': l1_loss.detach(), 'rank_loss': rank_loss.detach()}
-
-
-list_in_modelscope_index(MODELS, TASK, Models.iqa_mos_resnet18, __name__)

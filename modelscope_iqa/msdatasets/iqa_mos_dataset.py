@@ -9,7 +9,6 @@ from modelscope.msdatasets.dataset_cls.custom_datasets import (
     CUSTOM_DATASETS, TorchCustomDataset)
 from modelscope.utils.constant import ModeKeys
 
-from .._modelscope_index import list_in_modelscope_index
 from ..config import DatasetConfig
 from ..errors import DatasetError
 from ..metainfo import TASK, CustomDatasets
@@ -85,6 +84,3 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
         else:
             network_input = self.preprocessor(image)['input'].squeeze(0)
         return {'input': network_input, 'target': self.config.target(mos)}
-
-
-list_in_modelscope_index(CUSTOM_DATASETS, TASK, CustomDatasets.iqa_mos, __name__)

@@ -7,7 +7,6 @@ from modelscope.pipelines.base import Pipeline
 from modelscope.pipelines.builder import PIPELINES
 from modelscope.utils.config import Config
 
-from .._modelscope_index import list_in_modelscope_index
 from ..hub import ModelFolder, open_model_folder
 from ..metainfo import TASK, Pipelines
 from ..models import EXACT_PRECISION, ImageQualityAssessmentMosModel
@@ -99,6 +98,3 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
 
     def postprocess(self, inputs: Dict[str, Any], **post_params) -> Dict[str, Any]:
         return {OutputKeys.SCORE: float(inputs['output'].reshape(-1)[0])}
-
-
-list_in_modelscope_index(PIPELINES, TASK, Pipelines.iqa_mos, __name__)

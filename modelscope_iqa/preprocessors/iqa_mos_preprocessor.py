@@ -6,7 +6,6 @@ from modelscope.preprocessors.base import Preprocessor
 from modelscope.preprocessors.builder import PREPROCESSORS
 from modelscope.utils.constant import ModeKeys
 
-from .._modelscope_index import list_in_modelscope_index
 from ..config import PreprocessConfig
 from ..metainfo import PREPROCESSOR_FIELD, Preprocessors
 from .crop import network_crop
@@ -49,6 +48,3 @@ class ImageQualityAssessmentMosPreprocessor(Preprocessor):
 
     def __call__(self, data: ImageInput) -> Dict[str, Any]:
         return {'input': crop_to_float(network_crop(decode(data), self.config)).unsqueeze(0)}
-
-
-list_in_modelscope_index(PREPROCESSORS, PREPROCESSOR_FIELD, Preprocessors.iqa_mos, __name__)

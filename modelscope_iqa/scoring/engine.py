@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import PreprocessConfig
+from ..config import MAX_DEFAULT_WORKERS, PreprocessConfig
 from ..errors import IqaError
 from ..models import InferenceNetwork
 from ..preprocessors import ImageInput, decode, network_crop
@@ -24,7 +24,6 @@ from .video import is_video, sample_frames
 
 LOG = logging.getLogger(__name__)
 WORKER_NICENESS = 19
-MAX_DEFAULT_WORKERS = 4
 
 
 def default_workers() -> int:
