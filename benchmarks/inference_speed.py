@@ -41,6 +41,7 @@ MATMUL_SIZE = 4096
 WAYS = {
     'builtin': "ModelScope's pipeline, one image at a time",
     'exact-pipeline': 'our pipeline, fp32, one image at a time',
+    'exact-pipe-list': 'our pipeline, fp32, the whole list in one call (the engine)',
     'exact-cli': 'our CLI path, fp32 (decoding workers)',
     'fast-cli': 'our CLI path, bf16 (decoding workers)',
     'int8-cli': 'our CLI path, int8 (decoding workers)',
@@ -68,11 +69,12 @@ def _peak_rss_mb() -> float:
     raise RuntimeError('no VmHWM in /proc/self/status')
 
 
-def _pipeline(model_dir: str):
+def _pipeline(model_dir: str, **options):
     """Our pipeline on CPU (``model_dir``'s configuration names it)."""
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
-    return pipeline(Tasks.image_quality_assessment_mos, model=model_dir, device='cpu')
+    return pipeline(Tasks.image_quality_assessment_mos, model=model_dir, device='cpu',
+                    **options)
 
 
 def _builtin_pipeline(model_dir: str):
@@ -130,6 +132,11 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         pipe(paths[0])
         result['forward_s'] = _forward_seconds(pipe.inference_network)
         score_all = (lambda: [pipe(p)['score'] for p in paths])  # noqa: E731
+    elif way == 'exact-pipe-list':
+        pipe = _pipeline(model_dir, workers=workers)
+        pipe(paths[0])
+        result['forward_s'] = _forward_seconds(pipe.inference_network)
+        score_all = (lambda: [r['score'] for r in pipe(paths)])  # noqa: E731
     else:
         from modelscope_iqa.hub import open_model_folder
         from modelscope_iqa.pipelines import load_model
