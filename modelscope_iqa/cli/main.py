@@ -167,6 +167,7 @@ def run_score(args) -> int:
         except ValueError as exc:
             _usage_error(args, f'--output: {exc}')
     device = _device(args)
+    _check_precision(args, device)
     if args.resume and args.output is None:
         _usage_error(args, '--resume needs --output')
     if distributed.launched_with_several_processes() and args.output is None:
@@ -175,7 +176,6 @@ def run_score(args) -> int:
     folder = open_model_folder(args.model or _default_model())
     model = load_model(folder)
     preprocess_config = folder.preprocess_config
-    _check_precision(args, device)
     network = model.inference_network(args.precision, device, preprocess_config)
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
     inputs = distributed.broadcast_from_main(

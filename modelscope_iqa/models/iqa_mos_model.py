@@ -113,8 +113,8 @@ class ImageQualityAssessmentMosModel(TorchModel):
         self.freeze_batchnorm = bool(freeze_batchnorm)
         check_precision(inference_precision, None)
         self.inference_precision = inference_precision
-        # (precision, device) -> InferenceNetwork of the current weights; emptied
-        # whenever they may change (training mode, loading a state dict).
+        # (precision, device, preprocessing) -> InferenceNetwork of the current weights;
+        # emptied whenever they may change (training mode, loading a state dict).
         self._inference_networks: Dict[tuple, InferenceNetwork] = {}
         if self.l1_loss_weight < 0 or self.rank_loss_weight < 0 or not (
                 self.l1_loss_weight or self.rank_loss_weight):
@@ -146,14 +146,17 @@ class ImageQualityAssessmentMosModel(TorchModel):
         return self.network.load_state_dict(state_dict, strict=strict, assign=assign)
 
     def inference_network(self, precision: Optional[str] = None, device=None,
-                          preprocess_config: Optional[PreprocessConfig] = None) -> InferenceNetwork:
+                          preprocess_config: Optional[PreprocessConfig] = None
+                          ) -> InferenceNetwork:
         """The network prepared for scoring (:class:`InferenceNetwork`: BatchNorm folded,
         ``precision``, default ``inference_precision``, on ``device``, default CPU), built
-        once per (precision, device) from the current weights. ``preprocess_config`` gives the
-        crop size that ``int8`` calibrates on (default: the package's)."""
+        once per (precision, device, preprocessing) from the current weights.
+        ``preprocess_config`` gives the crop size that ``int8`` calibrates on (default:
+        the package's)."""
         precision = precision or self.inference_precision
         device = torch.device(device or 'cpu')
-        key = (precision, str(device))
+        preprocess_config = preprocess_config or PreprocessConfig.from_mapping()
+        key = (precision, str(device), preprocess_config)
         if key not in self._inference_networks:
             self._inference_networks[key] = InferenceNetwork(self.network, precision, device,
                                                              preprocess_config)

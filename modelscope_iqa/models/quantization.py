@@ -20,7 +20,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator, List
 
 import numpy as np
 import torch
@@ -130,13 +130,12 @@ def _save_calibration(prepared: nn.Module, path: Path) -> None:
         LOG.warning('cannot write the int8 calibration cache %s (%s)', path, exc)
 
 
-def quantize_trunk(trunk: nn.Module, config: PreprocessConfig,
-                   cache_dir: Optional[Path] = None) -> nn.Module:
+def quantize_trunk(trunk: nn.Module, config: PreprocessConfig) -> nn.Module:
     """An int8 copy of ``trunk`` (float input (N, 3, H, W) in [0, 1], float output),
     calibrated on :func:`calibration_crops` or taken from the cache."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-    path = (cache_dir or calibration_cache_dir()) / f'int8_{_calibration_key(trunk, config)}.pt'
+    path = calibration_cache_dir() / f'int8_{_calibration_key(trunk, config)}.pt'
     example = torch.zeros(1, 3, *config.crop_size)
     with quantized_engine(), warnings.catch_warnings():
         for category, message in TORCH_AO_NOTICES:

@@ -56,16 +56,19 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
                  precision: str = EXACT_PRECISION,
                  workers: Optional[int] = None,
                  **kwargs):
+        if workers is not None and workers < 0:
+            raise ValueError(f'workers must be >= 0, got {workers}')
+        folder = None  # the model folder, read once if needed
         if isinstance(model, str):
-            model = load_model(model)
+            folder = open_model_folder(model)
+            model = load_model(folder)
         if preprocessor is None:
+            folder = folder or open_model_folder(model.model_dir)
             preprocessor = ImageQualityAssessmentMosPreprocessor.from_config(
-                open_model_folder(model.model_dir).preprocess_config)
+                folder.preprocess_config)
         super().__init__(model=model, preprocessor=preprocessor, **kwargs)
         self.inference_network = model.inference_network(
             precision, self.device, getattr(preprocessor, 'config', None))
-        if workers is not None and workers < 0:
-            raise ValueError(f'workers must be >= 0, got {workers}')
         self.workers = workers
 
     def __call__(self, input: Any, *args, **kwargs):
