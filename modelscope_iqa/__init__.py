@@ -20,10 +20,12 @@ DEFAULT_MODEL_DIR = str(DEFAULT_MODEL_PATH)
 __version__ = '0.1.0'
 
 _SUBMODULES = frozenset({
-    'cli', 'config', 'distributed', 'errors', 'hub', 'metainfo', 'metrics', 'models',
-    'msdatasets', 'pipelines', 'preprocessors', 'scoring', 'synthetic', 'training'})
+    'cli', 'config', 'distributed', 'errors', 'hub', 'maps', 'metainfo', 'metrics',
+    'models', 'msdatasets', 'pipelines', 'preprocessors', 'scoring', 'synthetic',
+    'training'})
 # Names exported here from a subpackage, loaded on first use.
-_EXPORTS = {'ImageQualityAssessmentMosDataset': 'msdatasets'}
+_EXPORTS = {'ImageQualityAssessmentMosDataset': 'msdatasets', 'quality_map': 'maps',
+            'QualityMap': 'maps', 'QualityMapper': 'maps'}
 
 
 def __getattr__(name: str) -> Any:

@@ -35,3 +35,7 @@ class HubUnreachableError(IqaError, ConnectionError):
 
 class DatasetError(IqaError, ValueError):
     """Evaluation or training data with missing columns or values."""
+
+
+class OutputError(IqaError, OSError):
+    """An output file or folder cannot be written."""

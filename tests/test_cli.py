@@ -156,6 +156,49 @@ def test_resume_does_not_rescore(media, our_model_dir, tmp_path):
     assert 'resume: 2 inputs already' in second.stderr
 
 
+@pytest.mark.slow
+def test_map_writes_overlays_and_grids_with_score_rows(media, our_model_dir, tmp_path):
+    from modelscope_iqa.maps import QualityMapper
+    out = tmp_path / 'maps'
+    rows_file = tmp_path / 'rows.csv'
+    result = run_cli('map', media, '--output-dir', out, '--output', rows_file,
+                     '--model', our_model_dir, '--workers', 1, '--batch-size', 2)
+    assert result.returncode == 1, result.stderr  # bad inputs, as for score
+    by_name = _by_name(read_csv(rows_file))
+    assert set(by_name) == EXPECTED_INPUTS
+    for name in ('clip.avi', 'broken.mp4'):
+        assert 'a video; quality maps are made for images' in by_name[name]['error']
+    assert 'not a recognised image' in by_name['notes.jpg']['error']
+    mapper = QualityMapper(str(our_model_dir))
+    # Names keep the folders under the common folder of the inputs.
+    for name, stem in (('good_a.png', 'good_a'), ('good_b.jpg', 'nested/good_b'),
+                       ('good_c.webp', 'good_c')):
+        row = by_name[name]
+        assert row['map'] == str(out / f'{stem}.map.png')
+        expected = mapper(row['path'])
+        assert float(row['score']) == expected.score
+        np.testing.assert_allclose(np.load(out / f'{stem}.map.npy'), expected.grid,
+                                   atol=1e-6)
+        with Image.open(row['map']) as overlay, Image.open(row['path']) as image:
+            # the photo with a colour bar beside it and the score above
+            assert overlay.format == 'PNG'
+            assert overlay.width > image.width and overlay.height > image.height
+    assert not list(out.glob('corrupt*')) and not list(out.glob('clip*'))
+    scored = run_cli('score', media / 'good_a.png', media / 'nested', '--maps',
+                     tmp_path / 'with_scores', '--model', our_model_dir, '--workers', 0)
+    assert scored.returncode == 0, scored.stderr
+    assert sorted(p.name for p in (tmp_path / 'with_scores').rglob('*.map.*')) == [
+        'good_a.map.npy', 'good_a.map.png', 'good_b.map.npy', 'good_b.map.png']
+    assert scored.stdout.splitlines()[0] == 'path,score,error,frames'
+
+
+def test_map_usage_errors():
+    missing = run_cli('map', 'x.jpg')
+    assert missing.returncode == 2 and '--output-dir' in missing.stderr
+    alpha = run_cli('map', 'x.jpg', '-d', 'out', '--alpha', '2')
+    assert alpha.returncode == 2 and 'must lie in [0, 1]' in alpha.stderr
+
+
 @pytest.fixture(scope='module')
 def labelled(tmp_path_factory):
     folder = tmp_path_factory.mktemp('labelled')

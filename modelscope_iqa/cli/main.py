@@ -26,6 +26,8 @@ EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by a signal (128 + 
 CUDA_BATCH_SIZE = 8
 SCORE_FIELDS = ['path', 'score', 'error', 'frames']
 PER_FRAME_FIELDS = SCORE_FIELDS + ['frame']
+MAP_FIELDS = ['path', 'score', 'error', 'map']
+DEFAULT_MAP_ALPHA = 0.6
 
 
 def _default_model() -> str:
@@ -44,6 +46,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
+    return value
+
+
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must lie in [0, 1], got {text}')
     return value
 
 
@@ -96,8 +105,41 @@ def build_parser() -> argparse.ArgumentParser:
                         help='frames sampled per second of video')
     score.add_argument('--per-frame', action='store_true',
                        help="also write one row per scored video frame (column 'frame')")
+    score.add_argument('--maps', default=None, metavar='DIR',
+                       help='also write each image\'s quality map to DIR, as the map '
+                       'command does (videos get none)')
     score.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
     score.set_defaults(func=run_score)
+
+    quality_map = commands.add_parser(
+        'map', help='write quality maps: where each image is poor', parents=[common],
+        description='Write each image\'s quality map: NAME.map.png (the photo with local '
+        'scores drawn over the part the model sees, and the score) and NAME.map.npy (the '
+        'grid of local scores, float32 in [0, 1], in the photo\'s orientation), where '
+        'NAME is the image\'s path relative to the inputs\' common folder, without its '
+        'extension. Writes one row per input (path, score, error, map) like score; exit '
+        'status as score\'s.')
+    quality_map.add_argument('paths', nargs='+', metavar='PATH')
+    quality_map.add_argument('--output-dir', '-d', required=True, metavar='DIR',
+                             help='folder for the map files (created if missing)')
+    quality_map.add_argument('--model', default=None,
+                             help='model folder or hub id; default: the embedded default '
+                             'model')
+    quality_map.add_argument('--output', '-o', default=None,
+                             help='result file, .csv or .jsonl (default: CSV on stdout)')
+    quality_map.add_argument('--resume', action='store_true',
+                             help='skip inputs that already have a row in --output')
+    quality_map.add_argument('--alpha', type=_unit_float, default=DEFAULT_MAP_ALPHA,
+                             help=f'opacity of the map on the photo (default '
+                             f'{DEFAULT_MAP_ALPHA})')
+    quality_map.add_argument('--batch-size', type=_positive_int, default=None,
+                             help='images per network forward (default as for score)')
+    _add_precision(quality_map)
+    quality_map.add_argument('--workers', type=_non_negative_int, default=None,
+                             help='decoding processes (default as for score)')
+    quality_map.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
+    quality_map.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    quality_map.set_defaults(func=run_map)
 
     evaluate = commands.add_parser(
         'evaluate', help='evaluate against labelled MOS', parents=[common],
@@ -154,12 +196,30 @@ def _device(args):
 
 
 def run_score(args) -> int:
+    fields = PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS
+    return _run_scoring(args, fields, args.maps, DEFAULT_MAP_ALPHA)
+
+
+def run_map(args) -> int:
+    return _run_scoring(args, MAP_FIELDS, args.output_dir, args.alpha)
+
+
+def _run_scoring(args, fields: List[str], maps_dir: Optional[str], alpha: float) -> int:
+    """``score`` (``fields`` SCORE_FIELDS or PER_FRAME_FIELDS; quality maps too when
+    ``maps_dir``) and ``map`` (MAP_FIELDS: maps of images only, a video is an error
+    row)."""
     from .. import distributed
     from ..hub import open_model_folder
+    from ..maps import LOCAL_WINDOW
     from ..pipelines import load_model
     from ..scoring import default_workers, score_files
+    from ..scoring.video import is_video
     from .inputs import expand_inputs
+    from .map_files import map_names, write_map
     from .results import RunOutput, check_output_path
+
+    only_maps = fields == MAP_FIELDS
+    frame_count, fps = getattr(args, 'frames', None), getattr(args, 'fps', None)
 
     if args.output is not None:
         try:
@@ -180,28 +240,45 @@ def run_score(args) -> int:
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
     inputs = distributed.broadcast_from_main(
         expand_inputs(args.paths) if ranks.is_main else None)
-    run = RunOutput(args.output, PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS,
-                    args.resume)
+    names = map_names(inputs) if maps_dir is not None else {}
+    run = RunOutput(args.output, fields, args.resume)
     todo = run.start(inputs)
     mine = distributed.shard(todo, ranks)
+    videos = [path for path in mine if only_maps and is_video(path)]
+    if videos:
+        mine = [path for path in mine if path not in set(videos)]
     writer = run.writer()
     failures = 0
     from tqdm import tqdm
     progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
                     disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
     try:
+        for path in videos:
+            failures += 1
+            writer.write({'path': path, 'error': f'{path!r}: a video; quality maps are '
+                          'made for images (score videos with the score command)'})
+            progress.update(1)
         workers = default_workers() if args.workers is None else args.workers
         for result in score_files(network, mine, preprocess_config, batch_size, workers,
-                                  args.frames, args.fps):
+                                  frame_count, fps,
+                                  map_window=LOCAL_WINDOW if maps_dir is not None else None):
             if result.error is not None:
                 failures += 1
                 writer.write({'path': result.path, 'error': result.error})
             else:
-                if args.per_frame:
+                map_file = None
+                if result.quality_map is not None:  # written before its row: resume
+                    map_file = write_map(result.quality_map, maps_dir, names[result.path],
+                                         alpha)
+                if 'frame' in fields:
                     for number, score in zip(result.frame_numbers, result.frame_scores):
                         writer.write({'path': result.path, 'score': score, 'frame': number})
-                writer.write({'path': result.path, 'score': result.score,
-                              'frames': len(result.frame_numbers) or None})
+                row = {'path': result.path, 'score': result.score}
+                if only_maps:
+                    row['map'] = map_file
+                else:
+                    row['frames'] = len(result.frame_numbers) or None
+                writer.write(row)
             progress.update(1)
     finally:
         progress.close()

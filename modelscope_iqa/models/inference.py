@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -98,8 +98,21 @@ class InferenceNetwork(nn.Module):
             return to_unit_range(batch, self.dtype)
         return batch.to(self.dtype).contiguous(memory_format=torch.channels_last)
 
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        with quantized_engine() if self.precision == 'int8' else contextlib.nullcontext():
+            return self.trunk(self._as_input(batch)).float()
+
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        with quantized_engine() if self.precision == 'int8' else contextlib.nullcontext():
-            features = self.trunk(self._as_input(batch))
-        return torch.sigmoid(self.head(features.float())).flatten()
+        return torch.sigmoid(self.head(self._features(batch))).flatten()
+
+    @torch.inference_mode()
+    def forward_with_maps(self, batch: torch.Tensor,
+                          window: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Scores (N,) as :meth:`forward` gives them, bit for bit, and local scores
+        (N, h, w) in [0, 1] from the same trunk pass: the head on the mean features of
+        each ``window`` x ``window`` neighbourhood of the feature map (one position per
+        32 x 32 pixels of the crop), see :meth:`MosHead.local_logits`."""
+        features = self._features(batch)
+        scores = torch.sigmoid(self.head(features)).flatten()
+        return scores, torch.sigmoid(self.head.local_logits(features, window))

@@ -6,6 +6,7 @@ Parameter names match the hub checkpoint of
 ``head.fc_out.*``), so its ``pytorch_model.pt`` loads without any key remapping.
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
@@ -47,6 +48,18 @@ class MosHead(nn.Module):
         # product sums in another order than a single row's, which moved scores by up
         # to 6e-5 with the batch size. Now a score does not depend on its batch.
         return torch.cat([self.fc_out(row) for row in pooled.split(1)])
+
+    def local_logits(self, features: torch.Tensor, window: int) -> torch.Tensor:
+        """One logit per feature-map position (N, h, w): the MLP applied to the mean of
+        the ``window`` x ``window`` positions around it (fewer at the borders) instead of
+        the mean of all positions. ``window`` must be odd."""
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f'window must be an odd number >= 1, got {window}')
+        pooled = F.avg_pool2d(features, window, stride=1, padding=window // 2,
+                              count_include_pad=False)
+        batch, channels, height, width = pooled.shape
+        logits = self.fc_out(pooled.permute(0, 2, 3, 1).reshape(-1, channels))
+        return logits.reshape(batch, height, width)
 
 
 class IqaMosNet(nn.Module):

@@ -37,12 +37,37 @@ def oriented(size: Tuple[int, int], portrait: bool) -> Tuple[int, int]:
     return (size[1], size[0]) if portrait else (size[0], size[1])
 
 
+def is_portrait(height: int, width: int, config: PreprocessConfig) -> bool:
+    """Whether an image is oriented against the configured (landscape) sizes."""
+    resize_h, resize_w = config.resize_size
+    return (width - height) * (resize_w - resize_h) < 0
+
+
+def centre_offsets(resized_shape: Tuple[int, ...],
+                   crop_size: Tuple[int, int]) -> Tuple[int, int]:
+    """(top, left) of the centre ``crop_size`` window of an image of ``resized_shape``."""
+    return (resized_shape[0] - crop_size[0]) // 2, (resized_shape[1] - crop_size[1]) // 2
+
+
+def centre_crop_region(height: int, width: int,
+                       config: PreprocessConfig) -> Tuple[float, float, float, float]:
+    """The part of a ``height`` x ``width`` image that the centre crop shows the network,
+    as (left, top, right, bottom) in the image's own pixel coordinates and orientation
+    (before step 4's rotation)."""
+    portrait = is_portrait(height, width, config)
+    out_h, out_w = cover_size(height, width, *oriented(config.resize_size, portrait))
+    crop_h, crop_w = oriented(config.crop_size, portrait)
+    top, left = centre_offsets((out_h, out_w), (crop_h, crop_w))
+    scale_y, scale_x = height / out_h, width / out_w
+    return (left * scale_x, top * scale_y, (left + crop_w) * scale_x,
+            (top + crop_h) * scale_y)
+
+
 def cover_resize(image: np.ndarray, config: PreprocessConfig) -> Tuple[np.ndarray, bool]:
     """Steps 1-2 on an image of any channel order: the resized image and whether it is
     portrait."""
     height, width = image.shape[:2]
-    resize_h, resize_w = config.resize_size
-    portrait = (width - height) * (resize_w - resize_h) < 0
+    portrait = is_portrait(height, width, config)
     out_h, out_w = cover_size(height, width, *oriented(config.resize_size, portrait))
     resized = cv2.resize(image, (out_w, out_h),
                          interpolation=CV2_INTERPOLATION[config.interpolation])
@@ -75,7 +100,7 @@ def network_crop(pixels: Pixels, config: PreprocessConfig,
     resized, portrait = cover_resize(pixels.array, config)
     crop_h, crop_w = oriented(crop_size or config.crop_size, portrait)
     if rng is None:
-        top, left = (resized.shape[0] - crop_h) // 2, (resized.shape[1] - crop_w) // 2
+        top, left = centre_offsets(resized.shape, (crop_h, crop_w))
         flip = False
     else:
         top = int(rng.integers(0, resized.shape[0] - crop_h + 1))

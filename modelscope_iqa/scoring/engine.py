@@ -17,6 +17,7 @@ import torch
 
 from ..config import MAX_DEFAULT_WORKERS, PreprocessConfig
 from ..errors import IqaError
+from ..maps.quality_map import QualityMap, map_geometry, preview, user_oriented
 from ..models import InferenceNetwork
 from ..preprocessors import ImageInput, decode, network_crop
 from ..preprocessors.decoding import describe
@@ -36,27 +37,32 @@ class FileResult:
     """One input's outcome: ``score`` (a video's is the mean of its frames' scores) and,
     for a video, ``frame_numbers`` with ``frame_scores``; or ``error`` (score None) and
     the ``exception`` that caused it. ``path`` is the input's path or URL, or a short
-    description of an in-memory image."""
+    description of an in-memory image. ``quality_map``: an image's map when maps were
+    asked for (its photo a preview), None for a video or an error."""
     path: str
     score: Optional[float]
     error: Optional[str] = None
     exception: Optional[BaseException] = None
     frame_numbers: List[int] = field(default_factory=list)
     frame_scores: List[float] = field(default_factory=list)
+    quality_map: Optional[QualityMap] = None
 
 
 class _FileCrops(torch.utils.data.Dataset):
     """Input -> ``{'path', 'crops' (K, H, W, 3) uint8 or None, 'frame_numbers',
-    'error', 'exception'}``; an image gives one crop, a video one per sampled frame."""
+    'error', 'exception', 'map_photo'}``; an image gives one crop, a video one per
+    sampled frame. With ``maps``, an image's ``map_photo`` is (preview, portrait,
+    region in the preview's pixels), for drawing its quality map."""
 
     def __init__(self, inputs: Sequence[ImageInput], preprocess_config: PreprocessConfig,
                  frame_count: Optional[int] = None, fps: Optional[float] = None,
-                 videos: bool = True):
+                 videos: bool = True, maps: bool = False):
         self.inputs = list(inputs)
         self.preprocess_config = preprocess_config
         self.frame_count = frame_count
         self.fps = fps
         self.videos = videos
+        self.maps = maps
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -65,6 +71,7 @@ class _FileCrops(torch.utils.data.Dataset):
         source = self.inputs[index]
         is_path = isinstance(source, (str, os.PathLike))
         path = os.fspath(source) if is_path else describe(source)
+        map_photo = None
         try:
             if is_path and self.videos and is_video(path):
                 sampled = list(sample_frames(path, self.frame_count, self.fps))
@@ -72,17 +79,27 @@ class _FileCrops(torch.utils.data.Dataset):
                     [network_crop(decode(frame), self.preprocess_config) for _, frame in sampled]))
                 frame_numbers = [number for number, _ in sampled]
             else:
-                crops = torch.from_numpy(network_crop(decode(source), self.preprocess_config))[None]
+                pixels = decode(source)
+                crops = torch.from_numpy(network_crop(pixels, self.preprocess_config))[None]
                 frame_numbers = []
+                if self.maps:
+                    map_photo = _map_photo(pixels, self.preprocess_config)
             return {'path': path, 'crops': crops, 'frame_numbers': frame_numbers,
-                    'error': None, 'exception': None}
+                    'error': None, 'exception': None, 'map_photo': map_photo}
         except IqaError as exc:
             return {'path': path, 'crops': None, 'frame_numbers': [], 'error': str(exc),
-                    'exception': exc}
+                    'exception': exc, 'map_photo': None}
         except Exception as exc:  # a decoder bug must not end a 10,000-file run
             LOG.warning('unexpected error on %s', path, exc_info=True)
             return {'path': path, 'crops': None, 'frame_numbers': [],
-                    'error': f'{path}: {type(exc).__name__}: {exc}', 'exception': exc}
+                    'error': f'{path}: {type(exc).__name__}: {exc}', 'exception': exc,
+                    'map_photo': None}
+
+
+def _map_photo(pixels, preprocess_config: PreprocessConfig):
+    photo, scale = preview(pixels)
+    portrait, region = map_geometry(pixels, preprocess_config)
+    return photo, portrait, tuple(value * scale for value in region)
 
 
 def _pass_through(item):
@@ -114,6 +131,7 @@ def _worker_init(_worker_id: int) -> None:
 class _Pending:
     item: Dict[str, object]
     scores: List[float] = field(default_factory=list)
+    grids: List[np.ndarray] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -124,15 +142,23 @@ class _Pending:
         item = self.item
         if item['error'] is not None:
             return FileResult(str(item['path']), None, str(item['error']), item['exception'])
-        return FileResult(str(item['path']), sum(self.scores) / len(self.scores),
+        score = sum(self.scores) / len(self.scores)
+        quality_map = None
+        if item['map_photo'] is not None:
+            photo, portrait, region = item['map_photo']
+            quality_map = QualityMap(score, user_oriented(self.grids[0], portrait), photo,
+                                     region)
+        return FileResult(str(item['path']), score,
                           frame_numbers=list(item['frame_numbers']),
-                          frame_scores=list(self.scores) if item['frame_numbers'] else [])
+                          frame_scores=list(self.scores) if item['frame_numbers'] else [],
+                          quality_map=quality_map)
 
 
 def score_files(network: InferenceNetwork, paths: Sequence[ImageInput],
                 preprocess_config: PreprocessConfig, batch_size: int = 1, workers: int = 0,
                 frame_count: Optional[int] = None, fps: Optional[float] = None,
-                videos: bool = True) -> Iterator[FileResult]:
+                videos: bool = True, map_window: Optional[int] = None
+                ) -> Iterator[FileResult]:
     """Score image and video files (paths or URLs; in-memory images too) with
     ``network``, yielding one :class:`FileResult` per input in input order, each as soon
     as it is done. A bad input gives a result with an error; the others go on.
@@ -146,9 +172,13 @@ def score_files(network: InferenceNetwork, paths: Sequence[ImageInput],
         workers: decoding processes at the lowest CPU priority (0: decode here).
         frame_count: frames sampled uniformly per video (default 8), or ``fps`` per
             second of video.
+        map_window: when given, each image's result carries its quality map
+            (:mod:`modelscope_iqa.maps`, local scores over this window) from the same
+            forward pass; videos get none.
     """
     loader = torch.utils.data.DataLoader(
-        _FileCrops(paths, preprocess_config, frame_count, fps, videos), batch_size=None,
+        _FileCrops(paths, preprocess_config, frame_count, fps, videos,
+                   maps=map_window is not None), batch_size=None,
         num_workers=workers, collate_fn=_pass_through,
         prefetch_factor=4 if workers else None, persistent_workers=False,
         worker_init_fn=_worker_init)
@@ -157,7 +187,14 @@ def score_files(network: InferenceNetwork, paths: Sequence[ImageInput],
     owners: List[_Pending] = []
 
     def forward() -> None:
-        scores = network(torch.cat(queued)).cpu().tolist()
+        batch = torch.cat(queued)
+        if map_window is None:
+            scores = network(batch).cpu().tolist()
+        else:
+            scores, grids = network.forward_with_maps(batch, map_window)
+            scores = scores.cpu().tolist()
+            for owner, grid in zip(owners, grids.cpu().numpy()):
+                owner.grids.append(grid)
         for owner, score in zip(owners, scores):
             owner.scores.append(score)
         queued.clear()
