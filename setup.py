@@ -26,6 +26,9 @@ MODELSCOPE_RUNTIME = [
     'datasets>=4.0.0,<=4.8.4',
 ]
 
+# The demo page (modelscope-iqa demo, app.py). Gradio 6 moved options to launch().
+DEMO = ['gradio>=6,<7']
+
 setup(
     name='modelscope-iqa',
     version=read_version(),
@@ -36,20 +39,23 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(include=['modelscope_iqa', 'modelscope_iqa.*']),
-    package_data={'modelscope_iqa': ['default_model/*']},
+    package_data={'modelscope_iqa': ['default_model/*', 'demo/examples/*']},
     install_requires=MODELSCOPE_RUNTIME + [
         'torch>=2.1',
         'torchvision>=0.16',
         'numpy>=1.24',
         'scipy>=1.10',
-        'Pillow>=10.0',
+        'Pillow>=10.1',  # ImageFont.load_default(size=...) for the quality maps
         'opencv-python-headless>=4.8',
         'matplotlib>=3.5',
         'tqdm',
     ],
     entry_points={'console_scripts': ['modelscope-iqa = modelscope_iqa.cli.main:main']},
     extras_require={
-        'test': ['pytest>=7', 'hypothesis>=6,<7'],
+        'demo': DEMO,
+        # tests/test_demo.py drives the page in Chromium (Debian's chromium and
+        # chromium-driver) through Selenium
+        'test': ['pytest>=7', 'hypothesis>=6,<7', 'selenium>=4.10'] + DEMO,
         # scripts/build_default_model.py: the BRISQUE baseline of its report
         'train': ['brisque==0.2.0', 'scikit-image'],
     },

@@ -14,6 +14,8 @@ import copy
 import functools
 import json
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,16 @@ def make_image(height: int, width: int, seed: int) -> np.ndarray:
     ], axis=-1)
     base += rng.normal(0, 12 + 4 * seed, size=base.shape)
     return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def png_header_only(path, width, height):
+    """A PNG whose header claims width x height and whose pixel data is a few bytes."""
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + \
+            struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) +
+                     chunk(b'IDAT', zlib.compress(b'\0' * 16)) + chunk(b'IEND', b''))
 
 
 @pytest.fixture(scope='session', autouse=True)

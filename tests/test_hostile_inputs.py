@@ -7,11 +7,9 @@ import csv
 import http.server
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
-import zlib
 
 import numpy as np
 import pytest
@@ -23,7 +21,7 @@ from modelscope.pipelines import pipeline
 from modelscope.utils.constant import Tasks
 from PIL import Image, ImageFile
 
-from conftest import make_image
+from conftest import make_image, png_header_only
 from modelscope_iqa.errors import DatasetError, InputError, UnsupportedArrayError
 from modelscope_iqa.preprocessors import decode
 
@@ -35,16 +33,6 @@ def scorer(small_model_dir):
 
 def _rgb(height=90, width=140, seed=0):
     return make_image(height, width, seed=seed)
-
-
-def _png_header_only(path, width, height):
-    """A PNG whose header claims width x height and whose pixel data is a few bytes."""
-    def chunk(kind, data):
-        return struct.pack('>I', len(data)) + kind + data + \
-            struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
-    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) +
-                     chunk(b'IDAT', zlib.compress(b'\0' * 16)) + chunk(b'IEND', b''))
 
 
 def _save(image, path, **options):
@@ -143,7 +131,7 @@ def _refused_files(folder):
     (folder / 'truncated.png').write_bytes(png.read_bytes()[:len(png.read_bytes()) // 2])
     (folder / 'random.png').write_bytes(np.random.default_rng(0).bytes(5000))
     (folder / 'text.jpg').write_text('not an image, honestly')
-    _png_header_only(folder / 'bomb.png', 100_000, 100_000)  # 10 gigapixels claimed
+    png_header_only(folder / 'bomb.png', 100_000, 100_000)  # 10 gigapixels claimed
     (folder / 'no_frames.mp4').write_bytes(b'\0' * 256)
     full.unlink()
     png.unlink()
@@ -160,7 +148,7 @@ def test_refused_inputs_raise_input_errors_naming_them(tmp_path, scorer):
 
 
 def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
-    _png_header_only(tmp_path / 'bomb.png', 100_000, 100_000)  # 10 gigapixels claimed
+    png_header_only(tmp_path / 'bomb.png', 100_000, 100_000)  # 10 gigapixels claimed
 
     def no_pixel_decoding(self, *args):
         raise AssertionError('pixel data decoded')

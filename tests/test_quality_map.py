@@ -1,6 +1,5 @@
 """Quality maps: the score is the pipeline's, the grid is oriented as the user sees the
 photo, and it is lower exactly where a photo was degraded."""
-import io
 from pathlib import Path
 
 import cv2

@@ -49,6 +49,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f'must be a port number (1-65535), got {text}')
+    return value
+
+
 def _unit_float(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -160,6 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument('--device', default='cpu')
     _add_precision(evaluate)
     evaluate.set_defaults(func=run_evaluate)
+
+    demo = commands.add_parser(
+        'demo', help='serve a page to try the model in (Gradio)', parents=[common],
+        description='Serve the demo page: drop photos, see scores, quality maps, a table '
+        'sorted by score (CSV), two photos side by side. Needs the demo extra: pip install '
+        '"modelscope-iqa[demo]". Runs offline; stop it with Ctrl-C.')
+    demo.add_argument('--model', default=None,
+                      help='model folder or hub id; default: the embedded default model')
+    demo.add_argument('--host', default=None,
+                      help='address to listen on (default 127.0.0.1: this machine only; '
+                      '0.0.0.0 to share on the network)')
+    demo.add_argument('--port', type=_port, default=None, help='port (default 7860)')
+    _add_precision(demo)
+    demo.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
+    demo.set_defaults(func=run_demo)
     return parser
 
 
@@ -347,6 +369,24 @@ def run_evaluate(args) -> int:
         print(json.dumps(metrics))
         if args.report:
             write_report(args.report, metrics, rows, dataset_config, preds, skipped)
+    return EXIT_OK
+
+
+def run_demo(args) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print('modelscope-iqa: error: the demo needs Gradio: '
+              'pip install "modelscope-iqa[demo]"', file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    from ..demo.app import DEFAULT_HOST, DEFAULT_PORT, launch_demo
+    device = _device(args)
+    _check_precision(args, device)
+    try:
+        launch_demo(args.model, args.precision, str(device), args.host or DEFAULT_HOST,
+                    args.port or DEFAULT_PORT, model_note=args.model)
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: nothing to resume
+        return EXIT_OK
     return EXIT_OK
 
 

@@ -1,0 +1,131 @@
+"""The demo page (Gradio): drop photos, see each one's score and quality map, a table of
+all uploads sorted by score (downloadable as CSV), two photos side by side, and the
+committed samples as examples.
+
+Offline by design: Gradio's telemetry and version check are switched off, its default
+theme uses the fonts it ships, and the page loads nothing from elsewhere (tested in Chromium with
+its network log). Every event is also an endpoint of Gradio's client API
+(``gradio_client``): ``/score`` takes one file and returns ``{'score', 'error',
+'grid'}``; see the README.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import List, Optional
+
+from ..config import EXACT_PRECISION
+from .scoring import (TABLE_HEADERS, DemoScorer, comparison, example_images, table_rows,
+                      write_csv)
+
+DEFAULT_PORT = 7860
+DEFAULT_HOST = '127.0.0.1'
+MAX_UPLOAD_SIZE = '200mb'  # per file; larger uploads are refused by Gradio with a message
+ANALYTICS_ENV = 'GRADIO_ANALYTICS_ENABLED'
+
+INTRO = """\
+# Image quality: a score and a map
+
+Drop one or many photos. Each gets a **quality score** in [0, 1] (higher is better) from
+the model of *Image Quality Assessment for UGC* (ResNet-18 + MLP), and a **quality
+map**: local scores over the part of the photo the model looks at (the framed centre;
+the dimmed border is not seen). Dark blue marks where the photo looks poor, yellow
+where it looks good. Flat, featureless areas (sky, a wall) read lower locally: the
+model cannot tell them from blur.
+
+Runs on this machine; nothing is sent elsewhere.
+"""
+
+
+def _import_gradio():
+    try:
+        import gradio
+    except ImportError as exc:
+        raise ImportError('the demo needs Gradio: pip install "modelscope-iqa[demo]"') from exc
+    return gradio
+
+
+def build_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu',
+               model_note: Optional[str] = None):
+    """The page as a ``gradio.Blocks``, scoring with ``model`` (what ``--model``
+    takes; default: the embedded default model)."""
+    gr = _import_gradio()
+    scorer = DemoScorer(model, precision, device)
+    downloads = tempfile.mkdtemp(prefix='modelscope-iqa-demo-')
+
+    def score_uploads(paths: Optional[List[str]]):
+        if not paths:
+            return [], None, [], ''
+        results = scorer.score(paths)
+        failed = [r for r in results if r.error is not None]
+        status = f'{len(results) - len(failed)} of {len(results)} photos scored.'
+        if failed:
+            status += ' Could not score: ' + '; '.join(r.error for r in failed)
+            gr.Warning(f'{len(failed)} of {len(results)} uploads could not be scored; '
+                       'the table says why.')
+        csv_path = write_csv(results, tempfile.mkstemp(suffix='.csv', prefix='scores-',
+                                                       dir=downloads)[1])
+        gallery = [(r.overlay, f'{r.name}: {r.shown_score}') for r in results
+                   if r.overlay is not None]
+        return table_rows(results), csv_path, gallery, status
+
+    def compare(first: Optional[str], second: Optional[str]):
+        if not first or not second:
+            return 'Choose two photos to compare.', None, None
+        result_a, result_b = scorer.score([first, second])
+        return comparison(result_a, result_b), result_a.overlay, result_b.overlay
+
+    def score_one(path: Optional[str]) -> dict:
+        if not path:
+            return {'score': None, 'error': 'no file given', 'grid': None}
+        result, = scorer.score([path])
+        return {'score': result.score, 'error': result.error, 'grid': result.grid}
+
+    with gr.Blocks(title='modelscope-iqa: image quality', analytics_enabled=False) as demo:
+        gr.Markdown(INTRO + (f'\nModel: {model_note}\n' if model_note else ''))
+        with gr.Tab('Score photos'):
+            uploads = gr.File(label='Photos: drop one or many', file_count='multiple',
+                              type='filepath', elem_id='uploads')
+            status = gr.Markdown(elem_id='status')
+            table = gr.Dataframe(headers=TABLE_HEADERS, datatype=['str', 'str', 'str'],
+                                 interactive=False, label='All uploads, best first',
+                                 elem_id='results')
+            csv_file = gr.File(label='The table as CSV', elem_id='csv', interactive=False)
+            gallery = gr.Gallery(label='Quality maps', columns=2, format='png',
+                                 elem_id='maps', height='auto')
+            uploads.change(score_uploads, [uploads], [table, csv_file, gallery, status],
+                           api_name='score_photos')
+            # one example per sample (the input takes a list of files)
+            gr.Examples([[[path]] for path in example_images()], inputs=[uploads],
+                        label='Examples: one photo, pristine and degraded four ways',
+                        elem_id='examples')
+        with gr.Tab('Compare two photos'):
+            with gr.Row():
+                photo_a = gr.File(label='Photo A', type='filepath', elem_id='photo-a')
+                photo_b = gr.File(label='Photo B', type='filepath', elem_id='photo-b')
+            compare_button = gr.Button('Compare', variant='primary', elem_id='compare')
+            verdict = gr.Markdown(elem_id='verdict')
+            with gr.Row():
+                map_a = gr.Image(label='A', type='pil', format='png', interactive=False,
+                                 elem_id='map-a')
+                map_b = gr.Image(label='B', type='pil', format='png', interactive=False,
+                                 elem_id='map-b')
+            compare_button.click(compare, [photo_a, photo_b], [verdict, map_a, map_b],
+                                 api_name='compare')
+        # An endpoint for programs (gradio_client): one file in, JSON out.
+        api_file = gr.File(visible=False, type='filepath')
+        api_result = gr.JSON(visible=False)
+        gr.Button(visible=False).click(score_one, [api_file], [api_result], api_name='score')
+    return demo
+
+
+def launch_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu',
+                host: str = DEFAULT_HOST, port: Optional[int] = DEFAULT_PORT,
+                model_note: Optional[str] = None, **launch_options):
+    """Serve the page on ``host``:``port`` until interrupted. Telemetry is off:
+    Gradio reads its switch from the environment at launch, so it is set here."""
+    os.environ[ANALYTICS_ENV] = 'False'
+    demo = build_demo(model, precision, device, model_note)
+    demo.queue(default_concurrency_limit=1)  # one CPU-bound scoring job at a time
+    return demo.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_SIZE,
+                       show_error=True, **launch_options)
