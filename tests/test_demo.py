@@ -202,6 +202,20 @@ def test_client_api_scores_as_the_pipeline(demo_server, exact_scores, bad_upload
     assert not remote_log.exists(), remote_log.read_text()
 
 
+@pytest.mark.slow
+def test_readme_client_snippet_runs(demo_server, exact_scores, tmp_path, monkeypatch,
+                                    capsys):
+    from test_readme import python_blocks
+    url, _ = demo_server
+    snippet = python_blocks()[2]
+    assert "Client('http://127.0.0.1:7860/'" in snippet
+    shutil.copy(PRISTINE, tmp_path / 'photo.jpg')
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet.replace('http://127.0.0.1:7860/', url), 'README-client', 'exec'),
+         {})
+    assert capsys.readouterr().out.split() == [repr(exact_scores[PRISTINE.name]), 'None']
+
+
 @pytest.fixture(scope='module')
 def browser():
     chromium, driver = shutil.which('chromium'), shutil.which('chromedriver')
@@ -210,6 +224,7 @@ def browser():
             pytest.fail('Chromium and chromedriver are required here: '
                         'apt-get install chromium chromium-driver')
         pytest.skip('no Chromium: apt-get install chromium chromium-driver')
+    pytest.importorskip('selenium')
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service

@@ -9,7 +9,7 @@ import pytest
 README = Path(__file__).resolve().parent.parent / 'README.md'
 
 
-def _python_blocks():
+def python_blocks():
     return re.findall(r'```python\n(.*?)```', README.read_text(encoding='utf-8'), re.S)
 
 
@@ -30,26 +30,38 @@ def workspace(tmp_path, our_model_dir, image_files, monkeypatch):
 
 
 def test_scoring_snippet_runs(workspace, capsys):
-    exec(compile(_python_blocks()[0], 'README-scoring', 'exec'), {})
+    exec(compile(python_blocks()[0], 'README-scoring', 'exec'), {})
     lines = capsys.readouterr().out.strip().splitlines()
     assert 0.0 <= float(lines[0]) <= 1.0
     assert lines[1].startswith("[{'score': ")
 
 
+def test_quality_map_snippet_runs(workspace, capsys):
+    exec(compile(python_blocks()[1], 'README-quality-map', 'exec'), {})
+    score, shape = capsys.readouterr().out.strip().splitlines()
+    assert 0.0 <= float(score) <= 1.0
+    assert shape == '(23, 40)'  # photo.jpg is landscape
+    assert (workspace / 'photo.map.png').stat().st_size > 0
+
+
+# The snippet of the demo's client API (index 2) runs in tests/test_demo.py, against a
+# running demo.
+
+
 def test_evaluation_snippet_runs(workspace, capsys):
-    exec(compile(_python_blocks()[1], 'README-evaluation', 'exec'), {})
+    exec(compile(python_blocks()[3], 'README-evaluation', 'exec'), {})
     output = capsys.readouterr().out
     for key in ('plcc', 'srcc', 'krcc', 'rmse'):
         assert f"'{key}'" in output
 
 
-def test_there_are_four_snippets():
-    assert len(_python_blocks()) == 4
+def test_there_are_six_snippets():
+    assert len(python_blocks()) == 6
 
 
 @pytest.mark.slow
 def test_fine_tuning_snippet_runs(workspace):
-    exec(compile(_python_blocks()[2], 'README-fine-tuning', 'exec'), {})
+    exec(compile(python_blocks()[4], 'README-fine-tuning', 'exec'), {})
     assert (workspace / 'work' / 'output' / 'pytorch_model.pt').is_file()
     assert (workspace / 'work' / 'epoch_1.pth').is_file()
 
@@ -59,5 +71,5 @@ def test_official_checkpoint_snippet_runs(workspace, builtin_model_dir, monkeypa
     import modelscope_iqa.hub
     monkeypatch.setattr(modelscope_iqa.hub, 'download_model',
                         lambda model_id: str(builtin_model_dir))
-    exec(compile(_python_blocks()[3], 'README-official', 'exec'), {})
+    exec(compile(python_blocks()[5], 'README-official', 'exec'), {})
     assert capsys.readouterr().out.startswith("{'score': ")

@@ -15,8 +15,8 @@ import tempfile
 from typing import List, Optional
 
 from ..config import EXACT_PRECISION
-from .scoring import (TABLE_HEADERS, DemoScorer, comparison, example_images, table_rows,
-                      write_csv)
+from .scoring import (TABLE_HEADERS, DemoScorer, comparison, example_images,
+                      sorted_by_score, table_rows, write_csv)
 
 DEFAULT_PORT = 7860
 DEFAULT_HOST = '127.0.0.1'
@@ -65,7 +65,7 @@ def build_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu'
                        'the table says why.')
         csv_path = write_csv(results, tempfile.mkstemp(suffix='.csv', prefix='scores-',
                                                        dir=downloads)[1])
-        gallery = [(r.overlay, f'{r.name}: {r.shown_score}') for r in results
+        gallery = [(r.overlay, f'{r.name}: {r.shown_score}') for r in sorted_by_score(results)
                    if r.overlay is not None]
         return table_rows(results), csv_path, gallery, status
 
@@ -92,7 +92,7 @@ def build_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu'
                                  elem_id='results')
             csv_file = gr.File(label='The table as CSV', elem_id='csv', interactive=False)
             gallery = gr.Gallery(label='Quality maps', columns=2, format='png',
-                                 elem_id='maps', height='auto')
+                                 elem_id='maps', height='auto', object_fit='contain')
             uploads.change(score_uploads, [uploads], [table, csv_file, gallery, status],
                            api_name='score_photos')
             # one example per sample (the input takes a list of files)
