@@ -30,6 +30,9 @@ MODELSCOPE_RUNTIME = [
 # and Selenium for the browser tests, need Python 3.10+ (on 3.9 those tests skip).
 NEEDS_3_10 = "; python_version >= '3.10'"
 DEMO = ['gradio>=6,<7' + NEEDS_3_10]
+# ONNX export (torch's exporter needs onnxscript) and onnxruntime scoring; the versions
+# tested here.
+ONNX = ['onnx>=1.23', 'onnxscript>=0.7', 'onnxruntime>=1.32']
 
 setup(
     name='modelscope-iqa',
@@ -55,9 +58,10 @@ setup(
     entry_points={'console_scripts': ['modelscope-iqa = modelscope_iqa.cli.main:main']},
     extras_require={
         'demo': DEMO,
+        'onnx': ONNX,
         # tests/test_demo.py drives the page in Chromium (Debian's chromium and
         # chromium-driver) through Selenium
-        'test': ['pytest>=7', 'hypothesis>=6,<7', 'selenium>=4.10' + NEEDS_3_10] + DEMO,
+        'test': ['pytest>=7', 'hypothesis>=6,<7', 'selenium>=4.10' + NEEDS_3_10] + DEMO + ONNX,
         # scripts/build_default_model.py: the BRISQUE baseline of its report
         'train': ['brisque==0.2.0', 'scikit-image'],
     },

@@ -20,12 +20,12 @@ DEFAULT_MODEL_DIR = str(DEFAULT_MODEL_PATH)
 __version__ = '0.1.0'
 
 _SUBMODULES = frozenset({
-    'cli', 'config', 'distributed', 'errors', 'hub', 'maps', 'metainfo', 'metrics',
+    'cli', 'config', 'distributed', 'errors', 'export', 'hub', 'maps', 'metainfo', 'metrics',
     'models', 'msdatasets', 'pipelines', 'preprocessors', 'scoring', 'synthetic',
     'training'})
 # Names exported here from a subpackage, loaded on first use.
 _EXPORTS = {'ImageQualityAssessmentMosDataset': 'msdatasets', 'quality_map': 'maps',
-            'QualityMap': 'maps', 'QualityMapper': 'maps'}
+            'QualityMap': 'maps', 'QualityMapper': 'maps', 'export_onnx': 'export'}
 
 
 def __getattr__(name: str) -> Any:

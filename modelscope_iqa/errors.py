@@ -39,3 +39,7 @@ class DatasetError(IqaError, ValueError):
 
 class OutputError(IqaError, OSError):
     """An output file or folder cannot be written."""
+
+
+class ExportError(IqaError):
+    """An exported model that does not give our scores (it is not written)."""

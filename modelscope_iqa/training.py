@@ -67,8 +67,21 @@ class IqaMosTrainer(EpochBasedTrainer):
     - The evaluation loop draws no progress bar (ModelScope's writes a tqdm bar to
       stderr around every evaluation).
 
+    - A published model folder (configuration naming ModelScope's built-in classes,
+      ours kept aside) trains and evaluates with our classes.
+
     Everything else (model, datasets, hooks, training) is the default trainer's.
     """
+
+    def rebuild_config(self, cfg):
+        """A published folder (:func:`modelscope_iqa.hub.export_model_folder`) names
+        ModelScope's built-in classes for stock users; the trainer takes our sections."""
+        from modelscope.utils.config import Config
+
+        from .hub import OUR_SECTIONS_KEY, our_configuration
+        if OUR_SECTIONS_KEY in cfg:
+            cfg = Config(our_configuration(cfg.to_dict()), filename=cfg.filename)
+        return super().rebuild_config(cfg)
 
     def get_or_download_model_dir(self, model, model_revision=None, third_party=None):
         if os.path.isdir(model):

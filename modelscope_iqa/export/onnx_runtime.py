@@ -1,0 +1,60 @@
+"""Scoring with an exported ONNX file in onnxruntime, through our decoding and cropping:
+:class:`OnnxNetwork` stands in for :class:`~modelscope_iqa.models.InferenceNetwork` in
+the scoring engine, so ``modelscope-iqa score --backend onnxruntime`` checks a
+deployment end to end."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import PreprocessConfig
+from ..errors import ModelDirError
+from ..preprocessors.scale import to_unit_range
+from .graph import INPUT_NAME, OUTPUT_NAME
+from .metadata import PREPROCESSOR_KEY, read_onnx_metadata
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError('onnxruntime is needed: pip install "modelscope-iqa[onnx]"') from exc
+    return onnxruntime
+
+
+class OnnxNetwork:
+    """An exported file in an onnxruntime CPU session. Call it with a batch of uint8
+    crops (N, H, W, 3), or float32 (N, 3, H, W) in [0, 1], for float32 scores (N,).
+    ``preprocess_config`` is the file's own, read from its metadata."""
+
+    def __init__(self, path: str, threads: Optional[int] = None):
+        ort = _onnxruntime()
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(path, options,
+                                                providers=['CPUExecutionProvider'])
+        except Exception as exc:  # onnxruntime raises its own types for bad files
+            raise ModelDirError(f'{path!r}: not a usable ONNX model ({exc})') from exc
+        metadata = read_onnx_metadata(path)
+        if PREPROCESSOR_KEY not in metadata:
+            raise ModelDirError(f'{path!r}: no {PREPROCESSOR_KEY} metadata; export it '
+                                'with modelscope-iqa export --format onnx')
+        self.path = path
+        self.metadata = metadata
+        self.preprocess_config = PreprocessConfig.from_mapping(
+            json.loads(metadata[PREPROCESSOR_KEY]))
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if batch.dtype == torch.uint8:
+            batch = to_unit_range(batch)
+        images = np.ascontiguousarray(batch.numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0])
+
+    def forward_with_maps(self, batch: torch.Tensor, window: int):
+        raise ValueError('quality maps need the PyTorch backend: the exported file '
+                         'gives scores only')

@@ -1,0 +1,154 @@
+"""ONNX export: the file onnxruntime runs gives our exact scores (fp32 within 1e-5;
+int8 within our int8's bound), carries the preprocessing in its metadata, refuses to be
+written when it does not, and scores end to end from the command line."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from modelscope.outputs import OutputKeys
+from modelscope.pipelines import pipeline
+from modelscope.utils.constant import Tasks
+from PIL import Image
+from scipy.stats import spearmanr
+
+pytest.importorskip('onnxruntime')
+import onnx  # noqa: E402
+
+from conftest import make_image  # noqa: E402
+from modelscope_iqa import DEFAULT_MODEL_DIR, export_onnx  # noqa: E402
+from modelscope_iqa.cli.main import main  # noqa: E402
+from modelscope_iqa.config import CONFIGURATION_FILE  # noqa: E402
+from modelscope_iqa.errors import ExportError, ModelDirError  # noqa: E402
+from modelscope_iqa.export import OnnxNetwork, read_onnx_metadata  # noqa: E402
+from modelscope_iqa.export.graph import INPUT_NAME, OUTPUT_NAME, ExportNetwork  # noqa: E402
+from modelscope_iqa.export.validation import (FP32_TOLERANCE, INT8_MAX_DIFF,  # noqa: E402
+                                              INT8_ORDER_GAP)
+
+
+@pytest.fixture(scope='module')
+def onnx_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('onnx') / 'model.onnx')
+    report = export_onnx(DEFAULT_MODEL_DIR, path)
+    assert report.path == path and report.max_abs_diff <= FP32_TOLERANCE
+    return path
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    """Generated images of both orientations and several sizes, at several blur levels
+    so that their scores spread."""
+    import cv2
+    folder = tmp_path_factory.mktemp('onnx_images')
+    paths = []
+    for i, (height, width) in enumerate([(1080, 1920), (1920, 1080), (600, 800),
+                                         (900, 700), (1440, 2560), (720, 1280)]):
+        image = make_image(height, width, seed=30 + i)
+        if i % 3:
+            image = cv2.GaussianBlur(image, (0, 0), 1.5 * i)
+        path = folder / f'image{i}.png'
+        Image.fromarray(image).save(path)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture(scope='module')
+def exact_scores(images):
+    exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
+    return np.array([exact(path)[OutputKeys.SCORE] for path in images])
+
+
+def test_the_file_is_valid_onnx_with_the_documented_input(onnx_file):
+    model = onnx.load(onnx_file)
+    onnx.checker.check_model(model)
+    (image, ), (mos, ) = model.graph.input, model.graph.output
+    assert (image.name, mos.name) == (INPUT_NAME, OUTPUT_NAME)
+    dims = image.type.tensor_type.shape.dim
+    assert dims[0].dim_param and not dims[0].dim_value  # dynamic batch
+    assert [d.dim_value for d in dims[1:]] == [3, 720, 1280]
+    assert image.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_metadata_comes_from_the_configuration(onnx_file):
+    metadata = read_onnx_metadata(onnx_file)
+    configuration = json.loads(CONFIGURATION_FILE.read_text())
+    preprocessor = {k: v for k, v in configuration['preprocessor'].items() if k != 'type'}
+    assert json.loads(metadata['modelscope_iqa.preprocessor']) == preprocessor
+    dataset = json.loads(metadata['modelscope_iqa.dataset'])
+    assert dataset['mos_scale'] == configuration['dataset']['mos_scale']
+    assert metadata['modelscope_iqa.precision'] == 'fp32'
+    assert 'BGR' in metadata['modelscope_iqa.input']
+    assert 'counter-clockwise' in metadata['modelscope_iqa.preprocessing']
+    assert len(metadata['modelscope_iqa.weights_sha256']) == 64
+
+
+def test_onnxruntime_scores_equal_the_exact_mode(onnx_file, images, exact_scores):
+    network = OnnxNetwork(onnx_file)
+    from modelscope_iqa.preprocessors import decode, network_crop
+    crops = torch.from_numpy(np.stack(
+        [network_crop(decode(path), network.preprocess_config) for path in images]))
+    batched = network(crops).numpy()  # the whole set in one batch: dynamic batch
+    assert batched.shape == (len(images), )
+    np.testing.assert_allclose(batched, exact_scores, rtol=0, atol=FP32_TOLERANCE)
+    assert exact_scores.max() - exact_scores.min() > 0.1  # a spread worth ordering
+
+
+def test_command_line_scores_with_onnxruntime(onnx_file, images, exact_scores, tmp_path,
+                                              capsys):
+    output = tmp_path / 'scores.csv'
+    assert main(['score', *images, '--backend', 'onnxruntime', '--onnx', onnx_file,
+                 '--output', str(output), '--workers', '0', '--batch-size', '2']) == 0
+    with open(output, newline='') as f:
+        scores = [float(row['score']) for row in csv.DictReader(f)]
+    np.testing.assert_allclose(scores, exact_scores, rtol=0, atol=FP32_TOLERANCE)
+    for wrong in (['--backend', 'onnxruntime'], ['--onnx', onnx_file],
+                  ['--backend', 'onnxruntime', '--onnx', onnx_file, '--maps', 'm'],
+                  ['--backend', 'onnxruntime', '--onnx', onnx_file, '--precision', 'bf16']):
+        with pytest.raises(SystemExit) as usage:
+            main(['score', images[0], *wrong])
+        assert usage.value.code == 2
+    capsys.readouterr()
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+    bad = tmp_path / 'bad.onnx'
+    bad.write_bytes(b'not a model')
+    with pytest.raises(ModelDirError, match='not a usable ONNX model'):
+        OnnxNetwork(str(bad))
+
+
+def test_an_export_that_does_not_give_our_scores_is_not_written(tmp_path, monkeypatch):
+    original = ExportNetwork.forward
+    monkeypatch.setattr(ExportNetwork, 'forward',
+                        lambda self, image: original(self, image) * 0.999)
+    path = tmp_path / 'out' / 'model.onnx'
+    with pytest.raises(ExportError, match='not written'):
+        export_onnx(DEFAULT_MODEL_DIR, str(path))
+    assert list((tmp_path / 'out').iterdir()) == []  # no file, no leftovers
+
+
+@pytest.mark.slow
+def test_int8_export_keeps_our_int8_bound(tmp_path, images, exact_scores):
+    path = str(tmp_path / 'model.int8.onnx')
+    report = export_onnx(DEFAULT_MODEL_DIR, path, precision='int8')
+    assert report.images == 23 and report.max_abs_diff <= INT8_MAX_DIFF
+    assert read_onnx_metadata(path)['modelscope_iqa.precision'] == 'int8'
+    assert onnx.load(path).graph.input[0].name == INPUT_NAME
+    # On images it was neither calibrated nor validated on:
+    from modelscope_iqa.preprocessors import decode, network_crop
+    network = OnnxNetwork(path)
+    int8 = np.array([float(network(torch.from_numpy(
+        network_crop(decode(p), network.preprocess_config))[None])[0]) for p in images])
+    assert np.abs(int8 - exact_scores).max() <= INT8_MAX_DIFF
+    better = exact_scores[:, None] - exact_scores[None, :] >= INT8_ORDER_GAP
+    assert not (better & (int8[:, None] <= int8[None, :])).any()
+    assert spearmanr(int8, exact_scores).statistic > 0.9
+
+
+@pytest.mark.slow
+def test_export_command(tmp_path, capsys):
+    path = tmp_path / 'cli.onnx'
+    assert main(['export', '--format', 'onnx', '--output', str(path)]) == 0
+    assert 'onnxruntime scored 6 validation images' in capsys.readouterr().out
+    assert path.is_file()
