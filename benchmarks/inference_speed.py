@@ -3,7 +3,8 @@
 
     python benchmarks/inference_speed.py [--images DIR] [--count 24] [--workers 2]
 
-Prints, for each way of scoring the image set: images/s and the ratio to the built-in
+Prints, for each way of scoring the image set (ours in PyTorch, and onnxruntime on the
+files ``modelscope-iqa export`` writes): images/s and the ratio to the built-in
 pipeline, max |difference| and SRCC against our exact mode, peak RSS over the idle RSS
 after loading the model, and the network forward alone (seconds per network crop,
 achieved GFLOP/s, and the share of this machine's measured matmul peak in that
@@ -45,8 +46,11 @@ WAYS = {
     'exact-cli': 'our CLI path, fp32 (decoding workers)',
     'fast-cli': 'our CLI path, bf16 (decoding workers)',
     'int8-cli': 'our CLI path, int8 (decoding workers)',
+    'onnx-fp32': 'onnxruntime on the exported fp32 file, our CLI path (decoding workers)',
+    'onnx-int8': 'onnxruntime on the exported int8 file, our CLI path (decoding workers)',
 }
 CLI_PRECISIONS = {'exact-cli': 'fp32', 'fast-cli': 'bf16', 'int8-cli': 'int8'}
+ONNX_PRECISIONS = {'onnx-fp32': 'fp32', 'onnx-int8': 'int8'}
 
 
 # ---------------------------------------------------------------- in the child process
@@ -116,6 +120,10 @@ def _builtin_forward_seconds(pipe) -> float:
         return _seconds_per_call(lambda: pipe.model.forward({'input': batch}))
 
 
+def onnx_file(folder: str, way: str) -> str:
+    return os.path.join(folder, f'{way}.onnx')
+
+
 def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
     import torch
 
@@ -141,12 +149,16 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         from modelscope_iqa.hub import open_model_folder
         from modelscope_iqa.pipelines import load_model
         from modelscope_iqa.scoring import score_files
-        precision = CLI_PRECISIONS[way]
-        folder = open_model_folder(model_dir)
-        model = load_model(folder)
-        config = folder.preprocess_config
         start = time.perf_counter()
-        network = model.inference_network(precision, 'cpu', config)
+        if way in ONNX_PRECISIONS:  # the file the parent exported
+            from modelscope_iqa.export import OnnxNetwork
+            network = OnnxNetwork(onnx_file(os.path.dirname(paths[0]), way))
+            config = network.preprocess_config
+        else:
+            folder = open_model_folder(model_dir)
+            model = load_model(folder)
+            config = folder.preprocess_config
+            network = model.inference_network(CLI_PRECISIONS[way], 'cpu', config)
         result['prepare_s'] = time.perf_counter() - start
         result['forward_s'] = _forward_seconds(network)
 
@@ -276,6 +288,12 @@ def main() -> None:
     gflop = forward_gflop()
     print(f'matmul peak: fp32 {peaks["fp32"]:.0f} GFLOP/s, bf16 {peaks["bf16"]:.0f} GFLOP/s; '
           f'forward: {gflop:.1f} GFLOP per {"x".join(map(str, _crop_size()))} image\n')
+    exports = {}
+    for way, precision in ONNX_PRECISIONS.items():  # once, outside the timed children
+        from modelscope_iqa import DEFAULT_MODEL_DIR
+        from modelscope_iqa.export import export_onnx
+        exports[way] = export_onnx(DEFAULT_MODEL_DIR, onnx_file(os.path.dirname(paths[0]), way),
+                                   precision)
     results = {way: _child(['--child', way, '--images', args.images, '--count',
                             str(args.count), '--workers', str(args.workers)])
                for way in WAYS}
@@ -288,7 +306,7 @@ def main() -> None:
     for way, result in results.items():
         scores = np.array(result['scores'])
         rate = len(paths) / result['seconds']
-        precision = CLI_PRECISIONS.get(way, 'fp32')
+        precision = {**CLI_PRECISIONS, **ONNX_PRECISIONS}.get(way, 'fp32')
         achieved = gflop / result['forward_s']
         print(f'{way:16} {rate:6.2f} {rate / builtin_rate:5.2f}x '
               f'{np.abs(scores - exact).max():9.2e} {spearman(scores, exact):7.4f} '
@@ -299,6 +317,9 @@ def main() -> None:
         prepare = results[way].get('prepare_s')
         print(f'{way:16} {text}' + (f'; preparing the network took {prepare:.1f} s, not '
                                     'counted in img/s' if prepare and prepare > 1 else ''))
+    for way, report in exports.items():
+        print(f'{way:16} exported and validated in {report.seconds:.1f} s (max |d| '
+              f'{report.max_abs_diff:.2g} on {report.images} validation images)')
     print('\nint8 GFLOP/s count the same operations as float (int8 multiply-adds); '
           'the %peak column compares fp32 and bf16 to their matmul peaks only.')
     print('\nScoring one 8000x6000 JPEG, peak RSS over the idle RSS after loading the model '

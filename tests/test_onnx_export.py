@@ -128,6 +128,22 @@ def test_an_export_that_does_not_give_our_scores_is_not_written(tmp_path, monkey
     assert list((tmp_path / 'out').iterdir()) == []  # no file, no leftovers
 
 
+@pytest.mark.parametrize('size', [(1080, 1920), (1000, 750)], ids=['landscape', 'portrait'])
+def test_readme_snippet_for_a_runtime_without_our_package(onnx_file, tmp_path, monkeypatch,
+                                                          capsys, size):
+    import os
+    from test_readme import python_blocks
+    snippet = python_blocks()[6]
+    assert 'import modelscope_iqa' not in snippet and 'onnxruntime' in snippet
+    os.symlink(onnx_file, tmp_path / 'model.onnx')
+    Image.fromarray(make_image(*size, seed=40)).save(tmp_path / 'photo.jpg', quality=90)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, 'README-onnx', 'exec'), {})
+    exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
+    expected = exact(str(tmp_path / 'photo.jpg'))[OutputKeys.SCORE]
+    assert float(capsys.readouterr().out) == pytest.approx(expected, abs=FP32_TOLERANCE)
+
+
 @pytest.mark.slow
 def test_int8_export_keeps_our_int8_bound(tmp_path, images, exact_scores):
     path = str(tmp_path / 'model.int8.onnx')

@@ -55,8 +55,11 @@ def test_evaluation_snippet_runs(workspace, capsys):
         assert f"'{key}'" in output
 
 
-def test_there_are_six_snippets():
-    assert len(python_blocks()) == 6
+def test_there_are_seven_snippets():
+    assert len(python_blocks()) == 7
+
+
+# The ONNX snippet (index 6) runs in tests/test_onnx_export.py, against an exported file.
 
 
 @pytest.mark.slow
