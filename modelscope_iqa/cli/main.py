@@ -297,55 +297,58 @@ def _run_scoring(args, fields: List[str], maps_dir: Optional[str], alpha: float)
         expand_inputs(args.paths) if ranks.is_main else None)
     names = map_names(inputs) if maps_dir is not None else {}
     run = RunOutput(args.output, fields, args.resume)
-    todo = run.start(inputs)
-    mine = distributed.shard(todo, ranks)
-    videos = [path for path in mine if only_maps and is_video(path)]
-    if videos:
-        mine = [path for path in mine if path not in set(videos)]
-    writer = run.writer()
-    failures = 0
-    from tqdm import tqdm
-    progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
-                    disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
     try:
-        for path in videos:
-            failures += 1
-            writer.write({'path': path, 'error': f'{path!r}: a video; quality maps are '
-                          'made for images (score videos with the score command)'})
-            progress.update(1)
-        workers = default_workers() if args.workers is None else args.workers
-        for result in score_files(network, mine, preprocess_config, batch_size, workers,
-                                  frame_count, fps,
-                                  map_window=LOCAL_WINDOW if maps_dir is not None else None):
-            if result.error is not None:
+        todo = run.start(inputs)
+        mine = distributed.shard(todo, ranks)
+        videos = [path for path in mine if only_maps and is_video(path)]
+        if videos:
+            mine = [path for path in mine if path not in set(videos)]
+        writer = run.writer()
+        failures = 0
+        from tqdm import tqdm
+        progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
+                        disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
+        try:
+            for path in videos:
                 failures += 1
-                writer.write({'path': result.path, 'error': result.error})
-            else:
-                map_file = None
-                if result.quality_map is not None:  # written before its row: resume
-                    map_file = write_map(result.quality_map, maps_dir, names[result.path],
-                                         alpha)
-                if 'frame' in fields:
-                    for number, score in zip(result.frame_numbers, result.frame_scores):
-                        writer.write({'path': result.path, 'score': score, 'frame': number})
-                row = {'path': result.path, 'score': result.score}
-                if only_maps:
-                    row['map'] = map_file
+                writer.write({'path': path, 'error': f'{path!r}: a video; quality maps are '
+                              'made for images (score videos with the score command)'})
+                progress.update(1)
+            workers = default_workers() if args.workers is None else args.workers
+            for result in score_files(network, mine, preprocess_config, batch_size, workers,
+                                      frame_count, fps,
+                                      map_window=LOCAL_WINDOW if maps_dir is not None else None):
+                if result.error is not None:
+                    failures += 1
+                    writer.write({'path': result.path, 'error': result.error})
                 else:
-                    row['frames'] = len(result.frame_numbers) or None
-                writer.write(row)
-            progress.update(1)
+                    map_file = None
+                    if result.quality_map is not None:  # written before its row: resume
+                        map_file = write_map(result.quality_map, maps_dir, names[result.path],
+                                             alpha)
+                    if 'frame' in fields:
+                        for number, score in zip(result.frame_numbers, result.frame_scores):
+                            writer.write({'path': result.path, 'score': score, 'frame': number})
+                    row = {'path': result.path, 'score': result.score}
+                    if only_maps:
+                        row['map'] = map_file
+                    else:
+                        row['frames'] = len(result.frame_numbers) or None
+                    writer.write(row)
+                progress.update(1)
+        finally:
+            progress.close()
+            writer.close()
+        run.finish(todo)
+        failures = sum(distributed.all_gather(failures))
+        if failures and ranks.is_main:
+            where = args.output or 'the output'
+            print(f'modelscope-iqa: {failures} of {len(todo)} inputs failed; their rows in '
+                  f'{where} have an empty score and the reason in the error column',
+                  file=sys.stderr)
+        return EXIT_INPUT_FAILED if failures else EXIT_OK
     finally:
-        progress.close()
-        writer.close()
-    run.finish(todo)
-    failures = sum(distributed.all_gather(failures))
-    if failures and ranks.is_main:
-        where = args.output or 'the output'
-        print(f'modelscope-iqa: {failures} of {len(todo)} inputs failed; their rows in '
-              f'{where} have an empty score and the reason in the error column',
-              file=sys.stderr)
-    return EXIT_INPUT_FAILED if failures else EXIT_OK
+        run.close()
 
 
 def _our_model_dir(folder, scratch: str) -> str:

@@ -2,6 +2,14 @@
 frame with ``--per-frame``), flushed as written; and the one place that owns resuming
 and the per-rank part files of multi-process runs (:class:`RunOutput`).
 
+Rows are flushed to the operating system as they are written, so a run killed at any
+moment (even ``kill -9``) keeps every row it wrote, at most one partial last line, which
+``--resume`` drops before appending. A failed write (a full disk, a file-size limit, an
+I/O error) stops the run with :class:`OutputError` naming the file and the cause; the
+rows before it stay. One run at a time writes an output: it holds an advisory lock
+(``OUTPUT.lock``, ``flock``) that the kernel releases when the run ends in any way, so a
+crashed run never leaves it stuck.
+
 Under ``torchrun`` each rank writes its rows to a part file next to the output
 (``OUTPUT.rank<R>.part``, same format as OUTPUT). When all ranks are done, rank 0
 appends the parts' rows to OUTPUT in input order and the parts are removed. A run killed
@@ -20,9 +28,12 @@ import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 from .. import distributed
+from ..errors import OutputError
 
 LOG = logging.getLogger(__name__)
 PART_SUFFIX = '.part'
+LOCK_SUFFIX = '.lock'
+RESUME_ADVICE = 'the rows written before stay; fix the cause, then run again with --resume'
 Row = Dict[str, object]
 
 JSONL_EXTENSIONS = ('.jsonl', '.ndjson')
@@ -37,6 +48,41 @@ def check_output_path(path: str) -> None:
         raise ValueError(f'{path!r}: the extension must be one of '
                          f'{", ".join(OUTPUT_EXTENSIONS)} (CSV or JSON Lines), '
                          f'got {extension or "none"!r}')
+
+
+def _write_error(path: str, exc: OSError) -> OutputError:
+    return OutputError(f'{path!r}: cannot write ({exc.strerror or exc}); {RESUME_ADVICE}')
+
+
+class OutputLock:
+    """An exclusive advisory lock on ``path`` (through ``path.lock``) for the length of
+    a run; :class:`OutputError` when another process holds it."""
+
+    def __init__(self, path: str):
+        import fcntl
+        self.path = path + LOCK_SUFFIX
+        try:
+            self._file = open(self.path, 'a+')
+        except OSError as exc:
+            raise _write_error(path, exc) from exc
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or 'unknown'
+            self._file.close()
+            raise OutputError(f'{path!r}: another run (pid {holder}) is writing it; wait '
+                              'for it to end, or write elsewhere') from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        if self._file.closed:
+            return
+        _remove_quietly([self.path])  # while still held: no one else is in between
+        self._file.close()
 
 
 def _is_jsonl(path: Optional[str]) -> bool:
@@ -80,28 +126,45 @@ class ResultWriter:
                                           write_through=True)
             self._owns_file = False
         else:
-            if existing:
-                _drop_partial_last_line(path)
-            self._file = open(path, 'a' if existing else 'w', newline='', encoding='utf-8')
+            try:
+                if existing:
+                    _drop_partial_last_line(path)
+                self._file = open(path, 'a' if existing else 'w', newline='',
+                                  encoding='utf-8')
+            except OSError as exc:
+                raise _write_error(path, exc) from exc
             self._owns_file = True
+        self.path = path
         if not self.jsonl:
             self._csv = csv.DictWriter(self._file, fieldnames=self.fields,
                                        extrasaction='ignore', lineterminator='\n')
             if not existing:
-                self._csv.writeheader()
-                self._file.flush()
+                self._guarded(self._csv.writeheader)
+
+    def _guarded(self, write) -> None:
+        """``write()`` then flush; a failure is an :class:`OutputError` naming the file."""
+        try:
+            write()
+            self._file.flush()
+        except OSError as exc:
+            if self.path is None:
+                raise
+            raise _write_error(self.path, exc) from exc
 
     def write(self, row: Dict[str, object]) -> None:
         values = {k: ('' if row.get(k) is None else row.get(k)) for k in self.fields}
         if self.jsonl:
-            self._file.write(json.dumps({k: row.get(k) for k in self.fields}) + '\n')
+            line = json.dumps({k: row.get(k) for k in self.fields}) + '\n'
+            self._guarded(lambda: self._file.write(line))
         else:
-            self._csv.writerow(values)
-        self._file.flush()
+            self._guarded(lambda: self._csv.writerow(values))
 
     def close(self) -> None:
         if self._owns_file:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # the failed write was reported; the buffer cannot be saved
+                pass
         else:  # stdout: flush, and let go of its buffer without closing it
             self._file.flush()
             self._file.detach()
@@ -160,11 +223,31 @@ class RunOutput:
         self.ranks = distributed.current()
         self._part = (f'{output}.rank{self.ranks.rank}{PART_SUFFIX}'
                       if output is not None and self.ranks.distributed else None)
+        self._lock: Optional[OutputLock] = None
+
+    def _take_lock(self) -> None:
+        """Rank 0 locks the output; every rank raises the same error if it cannot."""
+        refusal = None
+        if self.ranks.is_main:
+            try:
+                self._lock = OutputLock(self.output)
+            except OutputError as exc:
+                refusal = str(exc)
+        refusal = distributed.broadcast_from_main(refusal)
+        if refusal is not None:
+            raise OutputError(refusal)
+
+    def close(self) -> None:
+        """Let go of the output's lock (the kernel does it too if the process dies)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def start(self, inputs: Sequence[str]) -> List[str]:
         """The inputs still to score, the same list on every rank."""
         if self.output is None:
             return list(inputs)
+        self._take_lock()
         self._recover_leftover_parts(inputs)
         todo = list(inputs)
         if self.ranks.is_main:

@@ -25,13 +25,15 @@ Training code that degrades photos works in RGB (Pillow's JPEG encoder takes RGB
 """
 from __future__ import annotations
 
+import http.client
 import io
 import os
+import threading
 import urllib.error
 import urllib.request
 import warnings
 from dataclasses import dataclass
-from typing import Union
+from typing import Tuple, Union
 
 import cv2
 import numpy as np
@@ -42,7 +44,13 @@ from ..errors import UnreadableImageError, UnsupportedArrayError
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 URL_SCHEMES = ('http://', 'https://')
+# A URL's whole download (connection, answer, body) must end within this many seconds,
+# and its body must not exceed this many bytes; the environment variables override them.
 URL_TIMEOUT_S = 30.0
+URL_MAX_BYTES = 200 * 2**20
+URL_TIMEOUT_ENV = 'MODELSCOPE_IQA_URL_TIMEOUT'
+URL_MAX_BYTES_ENV = 'MODELSCOPE_IQA_URL_MAX_BYTES'
+URL_CHUNK = 1 << 16
 UINT16_TO_UINT8 = 257.0
 EXIF_ORIENTATION = 0x0112
 # (format, raw mode of the file) that OpenCV's IMREAD_COLOR decodes to Pillow's pixels.
@@ -91,14 +99,73 @@ def describe(image: ImageInput) -> str:
     return f'<{type(image).__name__}>'
 
 
+def url_limits() -> Tuple[float, int]:
+    """(timeout in seconds, largest body in bytes) for URL inputs: ``URL_TIMEOUT_S`` and
+    ``URL_MAX_BYTES`` unless ``$MODELSCOPE_IQA_URL_TIMEOUT`` or
+    ``$MODELSCOPE_IQA_URL_MAX_BYTES`` say otherwise."""
+    try:
+        timeout = float(os.environ.get(URL_TIMEOUT_ENV, URL_TIMEOUT_S))
+        max_bytes = int(os.environ.get(URL_MAX_BYTES_ENV, URL_MAX_BYTES))
+    except ValueError as exc:
+        raise ValueError(f'{URL_TIMEOUT_ENV} must be a number of seconds and '
+                         f'{URL_MAX_BYTES_ENV} a number of bytes ({exc})') from exc
+    if not (timeout > 0 and max_bytes > 0):
+        raise ValueError(f'{URL_TIMEOUT_ENV} and {URL_MAX_BYTES_ENV} must be positive')
+    return timeout, max_bytes
+
+
+def _download(url: str, max_bytes: int, outcome: dict, cancelled: threading.Event,
+              timeout: float) -> None:
+    """Fetch ``url`` into ``outcome['data']`` (or ``outcome['error']``), reading in
+    chunks so that a body over ``max_bytes`` or a cancelled download stops early."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            declared = response.headers.get('Content-Length')
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise UnreadableImageError(
+                    f'{url!r}: refused, the server announces {int(declared)} bytes, more '
+                    f'than the limit of {max_bytes} ({URL_MAX_BYTES_ENV})')
+            data = bytearray()
+            while not cancelled.is_set():
+                chunk = response.read1(URL_CHUNK)
+                if not chunk:
+                    outcome['data'] = bytes(data)
+                    return
+                data += chunk
+                if len(data) > max_bytes:
+                    raise UnreadableImageError(
+                        f'{url!r}: refused after {len(data)} bytes, more than the limit '
+                        f'of {max_bytes} ({URL_MAX_BYTES_ENV})')
+    except UnreadableImageError as exc:
+        outcome['error'] = exc
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        outcome['error'] = UnreadableImageError(f'{url!r}: cannot fetch URL ({exc})')
+
+
+def _fetch_url(url: str) -> io.BytesIO:
+    """The body of ``url``, within the limits of :func:`url_limits`. The download runs
+    in a thread that is given up at the deadline, however the server stalls: no answer,
+    headers or body trickling a byte at a time, a body that never ends."""
+    timeout, max_bytes = url_limits()
+    outcome: dict = {}
+    cancelled = threading.Event()
+    worker = threading.Thread(target=_download, daemon=True, name='modelscope-iqa-url',
+                              args=(url, max_bytes, outcome, cancelled, timeout))
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        cancelled.set()  # it stops at its next chunk, or when its socket times out
+        raise UnreadableImageError(f'{url!r}: no complete answer within {timeout:g} s '
+                                   f'(the limit; {URL_TIMEOUT_ENV} sets it)')
+    if 'error' in outcome:
+        raise outcome['error']
+    return io.BytesIO(outcome['data'])
+
+
 def _read_source(source: str):
     """An open binary file object for a local path or an http(s) URL."""
     if source.startswith(URL_SCHEMES):
-        try:
-            with urllib.request.urlopen(source, timeout=URL_TIMEOUT_S) as response:
-                return io.BytesIO(response.read())
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise UnreadableImageError(f'{source!r}: cannot fetch URL ({exc})') from exc
+        return _fetch_url(source)
     if not os.path.exists(source):
         raise UnreadableImageError(f'{source!r}: no such file')
     if os.path.isdir(source):

@@ -36,7 +36,9 @@ def sample_frames(path: str, frame_count: Optional[int] = None,
                   fps: Optional[float] = None) -> Iterator[Tuple[int, np.ndarray]]:
     """Yield ``(frame_number, BGR array)`` for the sampled frames, reading sequentially
     (seeking is unreliable in many containers). Raises UnreadableImageError when the
-    file cannot be opened or no frame decodes."""
+    file cannot be opened, when no frame decodes, and, after the frames that did, when
+    decoding stops before the last sampled frame (a truncated or corrupt file): the
+    message lists the frames decoded, and no score is given from part of a video."""
     capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():
@@ -45,16 +47,23 @@ def sample_frames(path: str, frame_count: Optional[int] = None,
         wanted = frame_numbers(video_frames, capture.get(cv2.CAP_PROP_FPS), frame_count, fps)
         if not wanted:
             raise UnreadableImageError(f'{path!r}: video reports no frames')
-        yielded, wanted_set, index = 0, set(wanted), 0
+        decoded, wanted_set, index = [], set(wanted), 0
         while index <= wanted[-1]:
             ok, frame = capture.read()
             if not ok:
                 break
             if index in wanted_set:
-                yielded += 1
+                decoded.append(index)
                 yield index, frame
             index += 1
-        if yielded == 0:
-            raise UnreadableImageError(f'{path!r}: no decodable frame')
+        if not decoded:
+            raise UnreadableImageError(
+                f'{path!r}: no decodable frame (the video reports {video_frames} frames; '
+                f'frame {index} did not decode)')
+        if len(decoded) < len(wanted):
+            raise UnreadableImageError(
+                f'{path!r}: truncated or corrupt: decoded {len(decoded)} of the '
+                f'{len(wanted)} sampled frames (frames {decoded}; of {video_frames} '
+                f'reported, frames from {index} on did not decode); not scored')
     finally:
         capture.release()
