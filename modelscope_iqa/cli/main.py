@@ -83,31 +83,33 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     parser.set_defaults(command_parsers=commands.choices)
 
+    # What score and map share: the inputs, the model, the result file and the run.
+    scoring = argparse.ArgumentParser(add_help=False)
+    scoring.add_argument('paths', nargs='+', metavar='PATH')
+    _add_model(scoring)
+    scoring.add_argument('--output', '-o', default=None,
+                         help='result file: .csv, or .jsonl/.ndjson for JSON Lines '
+                         '(default: CSV on stdout)')
+    scoring.add_argument('--resume', action='store_true',
+                         help='skip inputs that already have a row in --output and append')
+    scoring.add_argument('--batch-size', type=_positive_int, default=None,
+                         help='images per network forward (default: 1 on CPU, where '
+                         f'larger batches run slower, {CUDA_BATCH_SIZE} on CUDA)')
+    _add_precision(scoring)
+    scoring.add_argument('--workers', type=_non_negative_int, default=None,
+                         help='decoding/preprocessing processes, at the lowest CPU '
+                         'priority so that they fill the gaps of the forward (0: in the '
+                         f'main process; default: one per core, at most {MAX_DEFAULT_WORKERS})')
+    scoring.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
+    scoring.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+
     score = commands.add_parser(
-        'score', help='score images and videos', parents=[common],
+        'score', help='score images and videos', parents=[common, scoring],
         description='Score image and video files. PATH may be a file, a folder (searched '
         'recursively for image and video files) or a glob. Writes one row per input '
         '(path, score, error, frames) as each completes; a file that cannot be read gets '
         'an empty score and an error. Exit status 1 if any input failed, 2 for a wrong '
         'command line, 3 when the job cannot run (unusable model folder or output).')
-    score.add_argument('paths', nargs='+', metavar='PATH')
-    score.add_argument('--model', default=None,
-                       help='model folder (ours or an official hub download) or hub id '
-                       '(needs the network); default: the embedded default model')
-    score.add_argument('--output', '-o', default=None,
-                       help='result file: .csv, or .jsonl/.ndjson for JSON Lines '
-                       '(default: CSV on stdout)')
-    score.add_argument('--resume', action='store_true',
-                       help='skip inputs that already have a row in --output and append')
-    score.add_argument('--batch-size', type=_positive_int, default=None,
-                       help='images per network forward (default: 1 on CPU, where larger '
-                       f'batches run slower, {CUDA_BATCH_SIZE} on CUDA)')
-    _add_precision(score)
-    score.add_argument('--workers', type=_non_negative_int, default=None,
-                       help='decoding/preprocessing processes, at the lowest CPU priority '
-                       'so that they fill the gaps of the forward (0: in the main process; '
-                       f'default: one per core, at most {MAX_DEFAULT_WORKERS})')
-    score.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
     frames = score.add_mutually_exclusive_group()
     frames.add_argument('--frames', type=_positive_int, default=None,
                         help='frames sampled uniformly per video (default 8)')
@@ -124,37 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument('--maps', default=None, metavar='DIR',
                        help='also write each image\'s quality map to DIR, as the map '
                        'command does (videos get none)')
-    score.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
     score.set_defaults(func=run_score)
 
     quality_map = commands.add_parser(
-        'map', help='write quality maps: where each image is poor', parents=[common],
+        'map', help='write quality maps: where each image is poor',
+        parents=[common, scoring],
         description='Write each image\'s quality map: NAME.map.png (the photo with local '
         'scores drawn over the part the model sees, and the score) and NAME.map.npy (the '
         'grid of local scores, float32 in [0, 1], in the photo\'s orientation), where '
         'NAME is the image\'s path relative to the inputs\' common folder, without its '
         'extension. Writes one row per input (path, score, error, map) like score; exit '
         'status as score\'s.')
-    quality_map.add_argument('paths', nargs='+', metavar='PATH')
     quality_map.add_argument('--output-dir', '-d', required=True, metavar='DIR',
                              help='folder for the map files (created if missing)')
-    quality_map.add_argument('--model', default=None,
-                             help='model folder or hub id; default: the embedded default '
-                             'model')
-    quality_map.add_argument('--output', '-o', default=None,
-                             help='result file, .csv or .jsonl (default: CSV on stdout)')
-    quality_map.add_argument('--resume', action='store_true',
-                             help='skip inputs that already have a row in --output')
     quality_map.add_argument('--alpha', type=_unit_float, default=DEFAULT_MAP_ALPHA,
                              help=f'opacity of the map on the photo (default '
                              f'{DEFAULT_MAP_ALPHA})')
-    quality_map.add_argument('--batch-size', type=_positive_int, default=None,
-                             help='images per network forward (default as for score)')
-    _add_precision(quality_map)
-    quality_map.add_argument('--workers', type=_non_negative_int, default=None,
-                             help='decoding processes (default as for score)')
-    quality_map.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
-    quality_map.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
     quality_map.set_defaults(func=run_map)
 
     evaluate = commands.add_parser(
@@ -163,8 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "CSV) and 'mos', or a folder holding one such CSV. Prints PLCC, SRCC, KRCC and "
         'RMSE as JSON; the same evaluation as build_trainer(...).evaluate().')
     evaluate.add_argument('--data', required=True, help='CSV file, or folder with one CSV')
-    evaluate.add_argument('--model', default=None,
-                          help='model folder or hub id; default: the embedded default model')
+    _add_model(evaluate)
     evaluate.add_argument('--report', default=None, metavar='DIR',
                           help='write metrics.json, predictions.csv and scatter.png here')
     evaluate.add_argument('--skip-bad', action='store_true',
@@ -182,8 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Serve the demo page: drop photos, see scores, quality maps, a table '
         'sorted by score (CSV), two photos side by side. Needs the demo extra: pip install '
         '"modelscope-iqa[demo]". Runs offline; stop it with Ctrl-C.')
-    demo.add_argument('--model', default=None,
-                      help='model folder or hub id; default: the embedded default model')
+    _add_model(demo)
     demo.add_argument('--host', default=None,
                       help='address to listen on (default 127.0.0.1: this machine only; '
                       '0.0.0.0 to share on the network)')
@@ -203,13 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument('--format', choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0],
                         help='onnx (the one format; TorchScript is deprecated in PyTorch)')
     export.add_argument('--output', '-o', required=True, metavar='FILE', help='file to write')
-    export.add_argument('--model', default=None,
-                        help='model folder or hub id; default: the embedded default model')
+    _add_model(export)
     export.add_argument('--precision', choices=EXPORT_PRECISIONS, default=EXACT_PRECISION,
                         help='fp32 (default, exact) or int8 (onnxruntime static '
                         'quantization, calibrated like our int8)')
     export.set_defaults(func=run_export)
     return parser
+
+
+def _add_model(command) -> None:
+    command.add_argument('--model', default=None,
+                         help='model folder (ours, a published or an official hub '
+                         'download) or hub id (needs the network); default: the embedded '
+                         'default model')
 
 
 def _add_precision(command) -> None:
