@@ -24,6 +24,8 @@ PRECISIONS = ('fp32', 'bf16', 'fp16', 'int8')
 EXACT_PRECISION = 'fp32'
 # Decoding processes by default: one per core, at most this many.
 MAX_DEFAULT_WORKERS = 4
+# Opacity of a quality map drawn over its photo (modelscope_iqa.maps).
+DEFAULT_MAP_ALPHA = 0.6
 
 INTERPOLATIONS = ('bicubic', )
 CHANNEL_ORDERS = ('BGR', 'RGB')

@@ -43,3 +43,11 @@ class OutputError(IqaError, OSError):
 
 class ExportError(IqaError):
     """An exported model that does not give our scores (it is not written)."""
+
+
+class MissingExtraError(IqaError, ImportError):
+    """An optional dependency is not installed; the message names the extra that
+    installs it."""
+
+    def __init__(self, needed_for: str, extra: str):
+        super().__init__(f'{needed_for}: pip install "modelscope-iqa[{extra}]"')

@@ -60,7 +60,7 @@ from modelscope_iqa.config import (CONFIGURATION_FILE, DatasetConfig,  # noqa: E
 from modelscope_iqa.hub import CONFIGURATION_NAME  # noqa: E402
 from modelscope_iqa.metainfo import Trainers  # noqa: E402
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights  # noqa: E402
-from modelscope_iqa.models.checkpoint import WEIGHTS_FILE  # noqa: E402
+from modelscope_iqa.models.checkpoint import WEIGHTS_FILE, file_sha256  # noqa: E402
 from modelscope_iqa.preprocessors import (Pixels, crop_to_float, decode,  # noqa: E402
                                           network_crop)
 from modelscope_iqa.preprocessors.crop import cover_size, oriented  # noqa: E402
@@ -567,16 +567,14 @@ SAMPLES_DIR = REPO / 'samples'
 
 def write_golden_scores(model_dir: Path) -> None:
     """The exported model's exact scores of the committed samples, with provenance."""
-    import hashlib
     import platform
 
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
     iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(model_dir))
-    weights = (model_dir / WEIGHTS_FILE).read_bytes()
     record = {
         'made_by': 'python scripts/build_default_model.py golden (exact fp32 pipeline)',
-        'weights_sha256': hashlib.sha256(weights).hexdigest(),
+        'weights_sha256': file_sha256(str(model_dir / WEIGHTS_FILE)),
         'torch': torch.__version__,
         'machine': platform.processor() or platform.machine(),
         'scores': {p.name: iqa(str(p))['score'] for p in sorted(SAMPLES_DIR.glob('*.jpg'))},

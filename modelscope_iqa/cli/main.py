@@ -14,7 +14,8 @@ import tempfile
 from typing import Iterator, List, Optional
 
 # Only light modules here: --help and usage errors must not wait for PyTorch.
-from ..config import EXACT_PRECISION, MAX_DEFAULT_WORKERS, PRECISIONS
+from ..errors import MissingExtraError
+from ..config import DEFAULT_MAP_ALPHA, EXACT_PRECISION, MAX_DEFAULT_WORKERS, PRECISIONS
 
 LOG = logging.getLogger('modelscope_iqa.cli')
 
@@ -30,7 +31,6 @@ MAP_FIELDS = ['path', 'score', 'error', 'map']
 BACKENDS = ('pytorch', 'onnxruntime')
 EXPORT_FORMATS = ('onnx', )
 EXPORT_PRECISIONS = (EXACT_PRECISION, 'int8')
-DEFAULT_MAP_ALPHA = 0.6
 
 
 def _default_model() -> str:
@@ -291,9 +291,8 @@ def _run_scoring(args, fields: List[str], maps_dir: Optional[str], alpha: float)
     try:
         todo = run.start(inputs)
         mine = distributed.shard(todo, ranks)
-        videos = [path for path in mine if only_maps and is_video(path)]
-        if videos:
-            mine = [path for path in mine if path not in set(videos)]
+        videos = {path for path in mine if only_maps and is_video(path)}
+        mine = [path for path in mine if path not in videos]
         writer = run.writer()
         failures = 0
         from tqdm import tqdm
@@ -423,18 +422,14 @@ def _onnx_backend(args) -> Optional[str]:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        _usage_error(args, '--backend onnxruntime needs onnxruntime: '
-                     'pip install "modelscope-iqa[onnx]"')
+        _usage_error(args, str(MissingExtraError('--backend onnxruntime needs onnxruntime',
+                                                 'onnx')))
     return args.onnx
 
 
 def run_export(args) -> int:
-    try:
-        from ..export import export_onnx
-        report = export_onnx(args.model, args.output, args.precision)
-    except ImportError as exc:
-        print(f'modelscope-iqa: error: {exc}', file=sys.stderr)
-        return EXIT_CANNOT_RUN
+    from ..export import export_onnx
+    report = export_onnx(args.model, args.output, args.precision)
     print(f'wrote {report.path} ({report.precision}); onnxruntime scored '
           f'{report.images} validation images within {report.max_abs_diff:.2g} of the '
           f'exact mode ({report.seconds:.0f} s)')
@@ -442,12 +437,6 @@ def run_export(args) -> int:
 
 
 def run_demo(args) -> int:
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        print('modelscope-iqa: error: the demo needs Gradio: '
-              'pip install "modelscope-iqa[demo]"', file=sys.stderr)
-        return EXIT_CANNOT_RUN
     from ..demo.app import DEFAULT_HOST, DEFAULT_PORT, launch_demo
     device = _device(args)
     _check_precision(args, device)

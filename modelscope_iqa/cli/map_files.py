@@ -16,9 +16,9 @@ from collections import Counter
 from typing import Dict, Sequence
 
 from ..errors import OutputError
+from ..preprocessors.decoding import URL_SCHEMES
 
 PNG_SUFFIX, GRID_SUFFIX = '.map.png', '.map.npy'
-URL_SCHEMES = ('http://', 'https://')
 
 
 def _base_names(inputs: Sequence[str]) -> Dict[str, str]:

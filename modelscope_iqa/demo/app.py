@@ -15,6 +15,7 @@ import tempfile
 from typing import List, Optional
 
 from ..config import EXACT_PRECISION
+from ..errors import MissingExtraError
 from .scoring import (TABLE_HEADERS, DemoScorer, comparison, example_images,
                       sorted_by_score, table_rows, write_csv)
 
@@ -41,7 +42,7 @@ def _import_gradio():
     try:
         import gradio
     except ImportError as exc:
-        raise ImportError('the demo needs Gradio: pip install "modelscope-iqa[demo]"') from exc
+        raise MissingExtraError('the demo needs Gradio', 'demo') from exc
     return gradio
 
 
@@ -79,7 +80,8 @@ def build_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu'
         if not path:
             return {'score': None, 'error': 'no file given', 'grid': None}
         result, = scorer.score([path])
-        return {'score': result.score, 'error': result.error, 'grid': result.grid}
+        grid = None if result.quality_map is None else result.quality_map.grid.tolist()
+        return {'score': result.score, 'error': result.error, 'grid': grid}
 
     with gr.Blocks(title='modelscope-iqa: image quality', analytics_enabled=False) as demo:
         gr.Markdown(INTRO + (f'\nModel: {model_note}\n' if model_note else ''))

@@ -3,6 +3,7 @@ table sorted by score, its CSV; a bad upload becomes a row with its error."""
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import List, Optional, Sequence
 from PIL import Image
 
 from ..config import EXACT_PRECISION
-from ..maps import LOCAL_WINDOW, QualityMapper
+from ..maps import LOCAL_WINDOW, QualityMap, QualityMapper
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / 'examples'
 # Quality maps on the page: longest side of the photo drawn, in pixels.
@@ -22,13 +23,20 @@ TABLE_HEADERS = ['photo', 'score', 'error']
 
 @dataclass
 class UploadResult:
-    """One upload: its file ``name``, ``score`` and ``overlay``, or an ``error``."""
+    """One upload: its file ``name``, ``score`` and ``quality_map``, or an ``error``."""
     name: str
     path: str
     score: Optional[float] = None
     error: Optional[str] = None
-    overlay: Optional[Image.Image] = None
-    grid: Optional[list] = None
+    quality_map: Optional[QualityMap] = None
+
+    @functools.cached_property
+    def overlay(self) -> Optional[Image.Image]:
+        """The quality map drawn for the page (on first use: the client API's ``/score``
+        needs none)."""
+        if self.quality_map is None:
+            return None
+        return self.quality_map.overlay(max_side=PAGE_MAP_SIDE)
 
     @property
     def shown_score(self) -> str:
@@ -47,7 +55,7 @@ class DemoScorer:
     def __init__(self, model=None, precision: str = EXACT_PRECISION, device: str = 'cpu'):
         self.mapper = QualityMapper(model, precision, device)
 
-    def score(self, paths: Sequence[str], alpha: float = 0.6) -> List[UploadResult]:
+    def score(self, paths: Sequence[str]) -> List[UploadResult]:
         """Each upload's result, in upload order. Decoding runs in this process (a web
         server's threads and forked workers do not mix)."""
         from ..scoring import score_files
@@ -60,10 +68,8 @@ class DemoScorer:
                 results.append(UploadResult(name, result.path, error=_short_error(
                     result.error, result.path, name)))
                 continue
-            quality_map = result.quality_map
             results.append(UploadResult(name, result.path, result.score,
-                                        overlay=quality_map.overlay(alpha, PAGE_MAP_SIDE),
-                                        grid=quality_map.grid.tolist()))
+                                        quality_map=result.quality_map))
         return results
 
 

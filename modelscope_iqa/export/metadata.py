@@ -5,28 +5,17 @@ spell the rest out."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from typing import Dict
 
 from ..config import DatasetConfig, PreprocessConfig
+from ..models.checkpoint import file_sha256
 from ..preprocessors.scale import UINT8_MAX
 
 PREFIX = 'modelscope_iqa.'
 PREPROCESSOR_KEY = PREFIX + 'preprocessor'
 DATASET_KEY = PREFIX + 'dataset'
 PRECISION_KEY = PREFIX + 'precision'
-HASH_CHUNK = 1 << 20
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(HASH_CHUNK), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export_metadata(preprocess: PreprocessConfig, dataset: DatasetConfig, precision: str,
                     weights: str, version: str) -> Dict[str, str]:
     crop_h, crop_w = preprocess.crop_size

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 
 from ..config import EXACT_PRECISION
+from ..errors import MissingExtraError
 from .graph import INPUT_NAME, OUTPUT_NAME, ExportNetwork
 from .metadata import export_metadata, read_onnx_metadata
+from .onnx_runtime import OnnxNetwork, as_network_input
 from .validation import check_fp32, check_int8, fp32_check_crops, validation_crops
 
 __all__ = ['ExportReport', 'export_onnx', 'read_onnx_metadata']
@@ -49,8 +51,8 @@ def _import_onnx():
         import onnxruntime  # noqa: F401  (validation)
         import onnxscript  # noqa: F401  (torch's exporter)
     except ImportError as exc:
-        raise ImportError('ONNX export needs onnx, onnxscript and onnxruntime: '
-                          'pip install "modelscope-iqa[onnx]"') from exc
+        raise MissingExtraError('ONNX export needs onnx, onnxscript and onnxruntime',
+                                'onnx') from exc
     return onnx
 
 
@@ -80,7 +82,8 @@ def _quantize(source: str, path: str, calibration: List[np.ndarray]) -> None:
 
         def get_next(self):
             crop = next(self.items, None)
-            return None if crop is None else {INPUT_NAME: _unit_batch([crop])}
+            return None if crop is None else {
+                INPUT_NAME: as_network_input(torch.from_numpy(crop)[None])}
 
     prepared = path + '.prepared.onnx'
     try:
@@ -94,11 +97,6 @@ def _quantize(source: str, path: str, calibration: List[np.ndarray]) -> None:
             os.remove(prepared)
 
 
-def _unit_batch(crops: List[np.ndarray]) -> np.ndarray:
-    from ..preprocessors.scale import to_unit_range
-    return np.ascontiguousarray(to_unit_range(torch.from_numpy(np.stack(crops))).numpy())
-
-
 def export_onnx(model_dir: Optional[str] = None, path: str = 'model.onnx',
                 precision: str = EXACT_PRECISION) -> ExportReport:
     """Write ``model_dir``'s model (default: the embedded default model; a folder or hub
@@ -109,7 +107,6 @@ def export_onnx(model_dir: Optional[str] = None, path: str = 'model.onnx',
     :mod:`.validation`). Raises :class:`~modelscope_iqa.errors.ExportError` otherwise.
     """
     onnx = _import_onnx()
-    import onnxruntime as ort
 
     from .. import DEFAULT_MODEL_DIR, __version__
     from ..hub import open_model_folder
@@ -144,10 +141,9 @@ def export_onnx(model_dir: Optional[str] = None, path: str = 'model.onnx',
             crops = fp32_check_crops(crops)
         exact = model.inference_network(EXACT_PRECISION, 'cpu', config)(
             torch.from_numpy(np.stack(crops))).numpy()
-        session = ort.InferenceSession(written, providers=['CPUExecutionProvider'])
-        scores = np.concatenate([
-            session.run([OUTPUT_NAME], {INPUT_NAME: _unit_batch([crop])})[0]
-            for crop in crops])
+        onnx_network = OnnxNetwork(written)  # as scoring with the file runs it
+        scores = np.concatenate([onnx_network(torch.from_numpy(crop)[None]).numpy()
+                                 for crop in crops])
         check = check_fp32 if precision == EXACT_PRECISION else check_int8
         largest = check(path, scores, exact)
         os.replace(written, path)

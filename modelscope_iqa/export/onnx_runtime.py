@@ -11,17 +11,25 @@ import numpy as np
 import torch
 
 from ..config import PreprocessConfig
-from ..errors import ModelDirError
+from ..errors import MissingExtraError, ModelDirError
 from ..preprocessors.scale import to_unit_range
 from .graph import INPUT_NAME, OUTPUT_NAME
 from .metadata import PREPROCESSOR_KEY, read_onnx_metadata
+
+
+def as_network_input(batch: torch.Tensor) -> np.ndarray:
+    """uint8 crops (N, H, W, 3), or float (N, 3, H, W) in [0, 1] -> the file's input:
+    float32 (N, 3, H, W), contiguous."""
+    if batch.dtype == torch.uint8:
+        batch = to_unit_range(batch)
+    return np.ascontiguousarray(batch.numpy(), dtype=np.float32)
 
 
 def _onnxruntime():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ImportError('onnxruntime is needed: pip install "modelscope-iqa[onnx]"') from exc
+        raise MissingExtraError('onnxruntime is needed', 'onnx') from exc
     return onnxruntime
 
 
@@ -50,10 +58,8 @@ class OnnxNetwork:
             json.loads(metadata[PREPROCESSOR_KEY]))
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        if batch.dtype == torch.uint8:
-            batch = to_unit_range(batch)
-        images = np.ascontiguousarray(batch.numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0])
+        return torch.from_numpy(self.session.run([OUTPUT_NAME],
+                                                 {INPUT_NAME: as_network_input(batch)})[0])
 
     def forward_with_maps(self, batch: torch.Tensor, window: int):
         raise ValueError('quality maps need the PyTorch backend: the exported file '

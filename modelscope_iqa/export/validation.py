@@ -16,7 +16,7 @@ from ..config import PreprocessConfig
 from ..errors import ExportError
 from ..models.quantization import CALIBRATION_PHOTO
 from ..preprocessors import Pixels, decode, network_crop
-from ..synthetic.distortions import FAMILIES
+from ..synthetic.distortions import family_views
 
 SEVERITIES = (1.5, 3.5)
 VALIDATION_SEED = 1  # the int8 calibration uses seed 0: other noise, other images
@@ -34,8 +34,7 @@ def validation_crops(config: PreprocessConfig) -> List[np.ndarray]:
     """uint8 network crops: 19 landscape views, then ``PORTRAIT_COUNT`` portrait ones."""
     rgb = decode(CALIBRATION_PHOTO).rgb()
     rng = np.random.default_rng(VALIDATION_SEED)
-    views = [rgb] + [FAMILIES[family](rgb, severity, rng)
-                     for family in sorted(FAMILIES) for severity in SEVERITIES]
+    views = [rgb] + family_views(rgb, SEVERITIES, rng)
     step = len(views) // PORTRAIT_COUNT
     views += [np.rot90(view) for view in views[::step][:PORTRAIT_COUNT]]
     return [network_crop(Pixels(np.ascontiguousarray(view), 'RGB'), config) for view in views]

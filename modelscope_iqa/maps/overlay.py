@@ -10,7 +10,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..config import DEFAULT_MAP_ALPHA
+
 COLOUR_MAP = 'viridis'
+# Longest side of an overlay, and of the photo previews the command line keeps for them.
+PREVIEW_SIDE = 1920
 OUTSIDE_BRIGHTNESS = 0.35  # the part of the photo the model does not see
 FRAME_COLOUR = (255, 255, 255)
 BACKGROUND = (24, 24, 24)
@@ -29,7 +33,8 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 def render_overlay(photo: np.ndarray, grid: np.ndarray,
                    region: Tuple[float, float, float, float], score: float,
-                   alpha: float = 0.6, max_side: int = 1920) -> Image.Image:
+                   alpha: float = DEFAULT_MAP_ALPHA,
+                   max_side: int = PREVIEW_SIDE) -> Image.Image:
     """``photo`` (RGB uint8) with ``grid`` drawn over ``region`` (left, top, right,
     bottom in the photo's pixels); see :meth:`QualityMap.overlay`."""
     if not 0.0 <= alpha <= 1.0:

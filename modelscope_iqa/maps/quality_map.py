@@ -25,16 +25,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..config import EXACT_PRECISION
+from ..config import DEFAULT_MAP_ALPHA, EXACT_PRECISION
 from ..preprocessors import ImageInput, Pixels, decode, network_crop
 from ..preprocessors.crop import centre_crop_region, is_portrait
+from .overlay import PREVIEW_SIDE, render_overlay
 
 # Neighbourhood of a local score, in feature-map positions (32 px of the crop each).
 # 5 (160 px) separated a blurred, noisy or darkened half of a photo from the intact
 # half more clearly than 1 or 3, and kept more detail than 7.
 LOCAL_WINDOW = 5
-# Longest side of the photo kept for drawing overlays (the command line's previews).
-PREVIEW_SIDE = 1920
 
 Region = Tuple[float, float, float, float]
 
@@ -50,11 +49,11 @@ class QualityMap:
     photo: np.ndarray
     region: Region
 
-    def overlay(self, alpha: float = 0.6, max_side: int = PREVIEW_SIDE) -> Image.Image:
+    def overlay(self, alpha: float = DEFAULT_MAP_ALPHA,
+                max_side: int = PREVIEW_SIDE) -> Image.Image:
         """The photo (longest side at most ``max_side``) with the map drawn over the
         region the model sees (``alpha``: the map's opacity), the rest dimmed, a colour
         bar and the score written above."""
-        from .overlay import render_overlay
         return render_overlay(self.photo, self.grid, self.region, self.score, alpha,
                               max_side)
 

@@ -30,7 +30,7 @@ from ..config import PreprocessConfig
 from ..preprocessors.crop import network_crop
 from ..preprocessors.decoding import Pixels, decode
 from ..preprocessors.scale import crop_to_float
-from ..synthetic.distortions import FAMILIES
+from ..synthetic.distortions import family_views
 
 CALIBRATION_PHOTO = Path(__file__).resolve().parent.parent / 'default_model' / \
     'calibration.jpg'
@@ -70,8 +70,7 @@ def calibration_crops(config: PreprocessConfig) -> List[np.ndarray]:
     largest error on 15 other photos grew from 0.003 to 0.012."""
     rgb = decode(CALIBRATION_PHOTO).rgb()
     rng = np.random.default_rng(CALIBRATION_SEED)
-    views = [rgb] + [FAMILIES[family](rgb, CALIBRATION_SEVERITY, rng)
-                     for family in sorted(FAMILIES)]
+    views = [rgb] + family_views(rgb, (CALIBRATION_SEVERITY, ), rng)
     return [network_crop(Pixels(np.ascontiguousarray(view), 'RGB'), config) for view in views]
 
 

@@ -22,7 +22,7 @@ that a window is degraded as its whole photo is.
 from __future__ import annotations
 
 import io
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -157,6 +157,14 @@ FAMILIES: Dict[str, Callable[[np.ndarray, float, np.random.Generator, Optional[f
     'contrast_loss': contrast_loss,
     'low_light': low_light,
 }
+
+
+def family_views(rgb: np.ndarray, severities: Sequence[float],
+                 rng: np.random.Generator) -> List[np.ndarray]:
+    """``rgb`` under every family (in name order) at each of ``severities``, drawing
+    from ``rng`` in that order."""
+    return [FAMILIES[family](rgb, severity, rng)
+            for family in sorted(FAMILIES) for severity in severities]
 
 # Capture and exposure first, then resampling and compression, as a camera app would.
 APPLICATION_ORDER = ('under_exposure', 'over_exposure', 'low_light', 'contrast_loss',
