@@ -121,6 +121,36 @@ def test_ladder_recipes_cover_every_family_jpeg_most():
     assert counts['jpeg_compression'] > 1.5 * np.mean(others)
 
 
+def test_ladder_views_are_flagged_for_the_anchor_unless_they_carry_an_unanchored_family(
+        monkeypatch):
+    dataset = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
+                                     crop_size=(64, 64), scales=(1.0,), rungs=3,
+                                     unanchored_families=('jpeg_compression',))
+    ladders = {
+        # A JPEG ladder: only its pristine base view is held to the anchor.
+        'jpeg': [{}, {'jpeg_compression': 2.0}, {'jpeg_compression': 3.5}],
+        # A blur ladder over a JPEG background: no view is.
+        'background': [{'jpeg_compression': 1.0}, {'jpeg_compression': 1.0,
+                                                   'defocus_blur': 2.0},
+                       {'jpeg_compression': 1.0, 'defocus_blur': 3.5}],
+        'noise': [{}, {'sensor_noise': 2.0}, {'sensor_noise': 3.5}],
+    }
+    expected = {'jpeg': [True, False, False], 'background': [False] * 3,
+                'noise': [True] * 3}
+    for name, recipes in ladders.items():
+        monkeypatch.setattr(dataset, 'recipes', lambda rng, recipes=recipes: recipes)
+        item = dataset[0]
+        assert item['anchor'].dtype == torch.bool
+        assert item['anchor'].tolist() == expected[name], name
+    # Without unanchored families every view is flagged.
+    everything = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=3,
+                                        crop_size=(64, 64), scales=(1.0,))
+    assert all(everything[i]['anchor'].all() for i in range(3))
+    with pytest.raises(ValueError, match='unknown families'):
+        SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
+                               crop_size=(64, 64), unanchored_families=('jpeg',))
+
+
 def test_ladder_photos_are_used_downscaled_never_upscaled():
     big, small = make_image(400, 600, seed=1), make_image(150, 200, seed=2)
     dataset = SyntheticLadderDataset([big, small], length=1, crop_size=(64, 64),

@@ -35,7 +35,9 @@ BACKGROUND_SEVERITY = (0.5, 2.0)
 
 
 class SyntheticLadderDataset(TorchCustomDataset):
-    """``length`` groups per epoch of ``{'input': (rungs, 3, h, w), 'target': (rungs,)}``.
+    """``length`` groups per epoch of ``{'input': (rungs, 3, h, w), 'target': (rungs,),
+    'anchor': (rungs,)}``; ``anchor`` flags the views free of every family in
+    ``unanchored_families`` (for the model's anchor term).
 
     Photos are taken as given (the build script brings them to the model's working
     scale, never upscaling) and also downscaled by each factor of ``scales`` below 1, which
@@ -52,6 +54,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
             fixed moderate severity (the base view included).
         windows: of this many random windows the most detailed is kept, so that flat
             (e.g. bokeh) windows, where blur changes nothing visible, are rarer.
+        unanchored_families: families whose views are not flagged in ``anchor``: what
+            fine-tuning is to change (the other views are held to the anchor network).
         preprocess_config: the preprocessing options; None takes the package defaults.
     """
 
@@ -64,6 +68,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  scales: Sequence[float] = (1.0, 0.75, 0.5),
                  mixture_share: float = 0.25,
                  windows: int = 2,
+                 unanchored_families: Sequence[str] = (),
                  preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
@@ -76,6 +81,10 @@ class SyntheticLadderDataset(TorchCustomDataset):
         self.seed = int(seed)
         self.mixture_share = float(mixture_share)
         self.windows = int(windows)
+        unknown = set(unanchored_families) - set(FAMILIES)
+        if unknown:
+            raise ValueError(f'unknown families {sorted(unknown)}; known: {sorted(FAMILIES)}')
+        self.unanchored_families = frozenset(unanchored_families)
         need = max(self.crop_size) + 2 * WINDOW_PAD
         # (image, portrait, key of the whole image)
         self.images: List[Tuple[np.ndarray, bool, float]] = []
@@ -128,12 +137,14 @@ class SyntheticLadderDataset(TorchCustomDataset):
         top = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
         left = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
         flip = bool(rng.integers(2))
-        views, targets = [], []
+        views, targets, anchor = [], [], []
         for recipe in self.recipes(rng):
             degraded = degrade(window, recipe, rng, key)
             crop = degraded[top:top + crop_h, left:left + crop_w]
             views.append(crop_to_float(
                 landscape_crop(crop, portrait, 'RGB', self.preprocess_config, flip)))
             targets.append(quality_target(recipe))
+            anchor.append(not self.unanchored_families.intersection(recipe))
         return {'input': torch.stack(views),
-                'target': torch.tensor(targets, dtype=torch.float32)}
+                'target': torch.tensor(targets, dtype=torch.float32),
+                'anchor': torch.tensor(anchor)}
