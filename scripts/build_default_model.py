@@ -19,7 +19,8 @@ export, golden: the shipped model):
             as shipped, ladders of one window at rising severities of one family
             (SyntheticLadderDataset) from all train photos and charts, L1 + a capped
             pairwise ranking hinge, BatchNorm frozen, every view without JPEG held to
-            the stage-1 scores (the anchor term; FINETUNING below: run 5 of
+            the stage-1 scores (the anchor term), a training-only head naming each
+            view's degradation family (FINETUNING below: run 6 of
             docs/default_model_stage2_experiment.md). Resumes from its last epoch
             checkpoint.
   calibrate fit sigmoid(a * logit + b) to the targets on degraded train photos, fold it
@@ -108,8 +109,8 @@ EPOCH_EVAL_SEVERITIES = (2, 4)
 VALIDATION_SEVERITIES = (1, 2, 3, 4)
 
 # Stage 2, the ladder experiment of issue 10 (not the shipped weights): data, loss and
-# optimiser options of its run 5 (docs/default_model_stage2_experiment.md has runs 1-5
-# and the commits that hold the settings of runs 1-4). Run 5 ran with --epochs 4.
+# optimiser options of its run 6 (docs/default_model_stage2_experiment.md has runs 1-6
+# and the commits that hold the settings of runs 1-5). Run 6 ran with --epochs 4.
 FINETUNING = {
     'crop_size': (224, 224),
     'rungs': 4,
@@ -128,12 +129,14 @@ FINETUNING = {
     'freeze_batchnorm': True,
     'anchor_loss_weight': 2.0,
     'unanchored_families': ('jpeg_compression',),
+    'family_loss_weight': 0.2,
 }
 
 # The entries of FINETUNING that are options of the model (configuration.json's model
 # section) rather than of the data or the optimiser.
 FINETUNING_MODEL_OPTIONS = ('l1_loss_weight', 'rank_loss_weight', 'rank_margin_cap',
-                            'rank_cross_min_gap', 'freeze_batchnorm', 'anchor_loss_weight')
+                            'rank_cross_min_gap', 'freeze_batchnorm', 'anchor_loss_weight',
+                            'family_loss_weight')
 
 # Stage 1's data options; its optimiser, batch, epochs, precision and loss are the
 # training section of configuration.json (the recipe of the shipped weights).

@@ -71,6 +71,12 @@ class ImageQualityAssessmentMosModel(TorchModel):
       image) in the batch, ``anchor_loss_weight`` times the L1 distance between the
       scores and the anchor's on the flagged images is added: fine-tuning learns what
       the targets teach while holding the model to where it started elsewhere.
+      With ``family_loss_weight`` > 0 and a ``family`` class per image (a
+      :data:`~modelscope_iqa.synthetic.ladders.FAMILY_CLASSES` index) in the batch, a
+      training-only linear head on the pooled features names each view's degradation
+      and that weight times its cross-entropy is added: the trunk must tell JPEG from
+      noise from blur on any content. The family head is not part of the network: not
+      in the state dict, the checkpoints or the exported model.
 
     Its ``state_dict`` is the network's, with the hub checkpoint's keys, so the
     checkpoints ModelScope's trainer writes load into ModelScope's built-in model too.
@@ -91,6 +97,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
             statistics fixed, affine parameters still learn), so a batch of few contents
             (ladders) normalises as inference does.
         anchor_loss_weight: weight of the anchor term (needs :meth:`anchor_to`).
+        family_loss_weight: weight of the family head's cross-entropy.
         inference_precision: the precision of inference and evaluation forwards
             (``'fp32'`` exact, ``'bf16'``, ``'fp16'`` on CUDA, ``'int8'`` on CPU; see
             :mod:`.inference`).
@@ -106,6 +113,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
                  rank_cross_min_gap: float = 0.0,
                  freeze_batchnorm: bool = False,
                  anchor_loss_weight: float = 0.0,
+                 family_loss_weight: float = 0.0,
                  inference_precision: str = EXACT_PRECISION,
                  **kwargs):
         super().__init__(model_dir, *args, **kwargs)
@@ -127,8 +135,10 @@ class ImageQualityAssessmentMosModel(TorchModel):
         # (precision, device, preprocessing) -> InferenceNetwork of the current weights;
         # emptied whenever they may change (training mode, loading a state dict).
         self._inference_networks: Dict[tuple, InferenceNetwork] = {}
-        if self.anchor_loss_weight < 0:
-            raise ValueError(f'anchor_loss_weight must be >= 0, got {anchor_loss_weight!r}')
+        self.family_loss_weight = float(family_loss_weight)
+        for name in ('anchor_loss_weight', 'family_loss_weight'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.l1_loss_weight < 0 or self.rank_loss_weight < 0 or not (
                 self.l1_loss_weight or self.rank_loss_weight):
             raise ValueError('l1_loss_weight and rank_loss_weight must be >= 0 and not '
@@ -138,6 +148,11 @@ class ImageQualityAssessmentMosModel(TorchModel):
             raise ModelDirError(
                 f'{model_dir!r}: no {WEIGHTS_FILE} in the model directory')
         self.network = load_weights(IqaMosNet(), weights_path)
+        self.family_head = None
+        if self.family_loss_weight:
+            from ..synthetic.ladders import FAMILY_CLASSES
+            self.family_head = torch.nn.Linear(self.network.backbone.output_dims,
+                                               len(FAMILY_CLASSES))
         self.eval()
 
     def save_pretrained(self, target_folder, *args, config=None, **kwargs):
@@ -201,6 +216,20 @@ class ImageQualityAssessmentMosModel(TorchModel):
             expected = torch.sigmoid(network.forward_head(features.float())).flatten()
         return F.l1_loss(pred.flatten()[flags], expected)
 
+    def _family_loss(self, features: torch.Tensor,
+                     family: Optional[torch.Tensor]) -> torch.Tensor:
+        if self.family_head is None:
+            return features.sum() * 0.0
+        if family is None:
+            raise ValueError("family_loss_weight > 0 needs a 'family' class per image in "
+                             'the batch')
+        from ..synthetic.ladders import MIXED_VIEW
+        labels = torch.as_tensor(family, device=features.device).reshape(-1).long()
+        if not (labels != MIXED_VIEW).any():
+            return features.sum() * 0.0
+        logits = self.family_head(features.float().mean(dim=(2, 3)))
+        return F.cross_entropy(logits, labels, ignore_index=MIXED_VIEW)
+
     def train(self, mode: bool = True):
         if mode:
             self._inference_networks.clear()
@@ -220,7 +249,8 @@ class ImageQualityAssessmentMosModel(TorchModel):
     def forward(self,
                 input: torch.Tensor,
                 target: Optional[torch.Tensor] = None,
-                anchor: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                anchor: Optional[torch.Tensor] = None,
+                family: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         if not self.training:
             pred = self.inference_network(device=input.device)(input).reshape(-1, 1)
             if target is None:
@@ -239,9 +269,11 @@ class ImageQualityAssessmentMosModel(TorchModel):
         rank_loss = pairwise_rank_loss(pred, target, groups, self.rank_margin_cap,
                                        self.rank_cross_min_gap)
         anchor_loss = self._anchor_loss(input, pred, anchor)
+        family_loss = self._family_loss(features, family)
         loss = (self.l1_loss_weight * l1_loss + self.rank_loss_weight * rank_loss
-                + self.anchor_loss_weight * anchor_loss)
+                + self.anchor_loss_weight * anchor_loss
+                + self.family_loss_weight * family_loss)
         # ModelScope's trainer logs every output whose key contains 'loss'.
         return {'pred': pred, 'target': target, 'loss': loss,
                 'l1_loss': l1_loss.detach(), 'rank_loss': rank_loss.detach(),
-                'anchor_loss': anchor_loss.detach()}
+                'anchor_loss': anchor_loss.detach(), 'family_loss': family_loss.detach()}

@@ -32,12 +32,27 @@ SEVERITY_BANDS = ((0.5, 1.5), (1.5, 2.75), (2.75, 4.0))
 FAMILY_WEIGHTS: Mapping[str, float] = {
     family: 2.0 if family == 'jpeg_compression' else 1.0 for family in FAMILIES}
 BACKGROUND_SEVERITY = (0.5, 2.0)
+# The classes of a view's degradation for the model's training-only family head: a
+# pristine view, or one family alone. Views under two or more families are labelled
+# MIXED_VIEW, which the head's loss ignores.
+FAMILY_CLASSES: Tuple[str, ...] = ('pristine', ) + tuple(sorted(FAMILIES))
+MIXED_VIEW = -1
+
+
+def family_class(recipe: Mapping[str, float]) -> int:
+    """The index in ``FAMILY_CLASSES`` of a recipe's degradation (``MIXED_VIEW`` for
+    two or more families)."""
+    present = [family for family, severity in recipe.items() if severity > 0]
+    if len(present) > 1:
+        return MIXED_VIEW
+    return FAMILY_CLASSES.index(present[0] if present else 'pristine')
 
 
 class SyntheticLadderDataset(TorchCustomDataset):
     """``length`` groups per epoch of ``{'input': (rungs, 3, h, w), 'target': (rungs,),
-    'anchor': (rungs,)}``; ``anchor`` flags the views free of every family in
-    ``unanchored_families`` (for the model's anchor term).
+    'anchor': (rungs,), 'family': (rungs,)}``; ``anchor`` flags the views free of every
+    family in ``unanchored_families`` (for the model's anchor term), ``family`` is each
+    view's :func:`family_class` (for its family head).
 
     Photos are taken as given (the build script brings them to the model's working
     scale, never upscaling) and also downscaled by each factor of ``scales`` below 1, which
@@ -137,7 +152,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
         top = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
         left = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
         flip = bool(rng.integers(2))
-        views, targets, anchor = [], [], []
+        views, targets, anchor, classes = [], [], [], []
         for recipe in self.recipes(rng):
             degraded = degrade(window, recipe, rng, key)
             crop = degraded[top:top + crop_h, left:left + crop_w]
@@ -145,6 +160,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
                 landscape_crop(crop, portrait, 'RGB', self.preprocess_config, flip)))
             targets.append(quality_target(recipe))
             anchor.append(not self.unanchored_families.intersection(recipe))
+            classes.append(family_class(recipe))
         return {'input': torch.stack(views),
                 'target': torch.tensor(targets, dtype=torch.float32),
-                'anchor': torch.tensor(anchor)}
+                'anchor': torch.tensor(anchor),
+                'family': torch.tensor(classes, dtype=torch.long)}
