@@ -8,6 +8,7 @@ from modelscope_iqa.synthetic import (FAMILIES, MAX_SEVERITY, SyntheticDistortio
                                       quality_target, sample_severities, scene_key)
 from modelscope_iqa.synthetic import distortions
 from modelscope_iqa.synthetic.distortions import AVERAGE_KEY, PRISTINE_QUALITY
+from modelscope_iqa.synthetic.ladders import FAMILY_CLASSES, MIXED_VIEW
 
 from conftest import make_image
 
@@ -137,11 +138,19 @@ def test_ladder_views_are_flagged_for_the_anchor_unless_they_carry_an_unanchored
     }
     expected = {'jpeg': [True, False, False], 'background': [False] * 3,
                 'noise': [True] * 3}
+    jpeg, blur = (FAMILY_CLASSES.index(f) for f in ('jpeg_compression', 'defocus_blur'))
+    noise = FAMILY_CLASSES.index('sensor_noise')
+    # The family head's labels: pristine is class 0, a mixture is left out.
+    classes = {'jpeg': [0, jpeg, jpeg], 'background': [jpeg, MIXED_VIEW, MIXED_VIEW],
+               'noise': [0, noise, noise]}
     for name, recipes in ladders.items():
         monkeypatch.setattr(dataset, 'recipes', lambda rng, recipes=recipes: recipes)
         item = dataset[0]
         assert item['anchor'].dtype == torch.bool
         assert item['anchor'].tolist() == expected[name], name
+        assert item['family'].tolist() == classes[name], name
+    assert blur != jpeg and FAMILY_CLASSES[0] == 'pristine'
+    assert sorted(FAMILY_CLASSES[1:]) == sorted(FAMILIES)
     # Without unanchored families every view is flagged.
     everything = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=3,
                                         crop_size=(64, 64), scales=(1.0,))
