@@ -291,9 +291,10 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     init_dir = work_dir / 'stage2_init'
     init_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(CONFIGURATION_FILE, init_dir / CONFIGURATION_NAME)
-    state = _half(read_state_dict(str(init)))
-    torch.save({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
-               init_dir / WEIGHTS_FILE)
+    # The stage-1 weights as shipped (float16), widened back to float32 for training.
+    initial = {k: v.float() if v.is_floating_point() else v
+               for k, v in _half(read_state_dict(str(init))).items()}
+    torch.save(initial, init_dir / WEIGHTS_FILE)
 
     settings = {**FINETUNING, **(overrides or {})}
     LOG.info('stage 2 settings: %s', settings)
@@ -323,10 +324,10 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         model=str(init_dir), train_dataset=train_dataset, eval_dataset=eval_dataset,
         work_dir=str(work_dir / 'finetune'), cfg_modify_fn=configure, seed=seed))
     if settings['anchor_loss_weight']:
-        # Held to the weights it starts from (stage 1) on every view the ladders do not
-        # mean to change: stage 1's blur and noise rankings carry to new photos.
+        # Held to the weights it starts from (stage 1) on every view free of the
+        # unanchored families, so that stage 1's rankings of them carry to new photos.
         anchor = IqaMosNet()
-        anchor.load_state_dict(torch.load(init_dir / WEIGHTS_FILE, weights_only=True))
+        anchor.load_state_dict(initial)
         trainer.model.anchor_to(anchor)
     resume = sorted((p for p in (work_dir / 'finetune').glob('epoch_*.pth')
                      if not p.name.endswith('_trainer_state.pth')),

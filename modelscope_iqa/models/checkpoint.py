@@ -15,6 +15,8 @@ from ..errors import CheckpointError
 
 WEIGHTS_FILE = 'pytorch_model.pt'
 HASH_CHUNK = 1 << 20
+WRAPPER_KEYS = ('params', 'state_dict')
+PARALLEL_PREFIX = 'module.'
 
 
 def file_sha256(path: str) -> str:
@@ -24,8 +26,6 @@ def file_sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(HASH_CHUNK), b''):
             digest.update(chunk)
     return digest.hexdigest()
-WRAPPER_KEYS = ('params', 'state_dict')
-PARALLEL_PREFIX = 'module.'
 
 
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ from modelscope.models.builder import MODELS
 from ..config import PreprocessConfig
 from ..errors import ModelDirError
 from ..metainfo import TASK, Models, Pipelines
+from ..synthetic.ladders import FAMILY_CLASSES, MIXED_VIEW
 from .checkpoint import WEIGHTS_FILE, load_weights
 from .inference import EXACT_PRECISION, InferenceNetwork, check_precision
 from .network import IqaMosNet
@@ -127,6 +128,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
         self.rank_cross_min_gap = float(rank_cross_min_gap)
         self.freeze_batchnorm = bool(freeze_batchnorm)
         self.anchor_loss_weight = float(anchor_loss_weight)
+        self.family_loss_weight = float(family_loss_weight)
         # A frozen copy of a network (anchor_to), kept out of the module tree: not in
         # the state dict, the optimiser's parameters or .to() moves.
         self._anchor: List[IqaMosNet] = []
@@ -135,7 +137,6 @@ class ImageQualityAssessmentMosModel(TorchModel):
         # (precision, device, preprocessing) -> InferenceNetwork of the current weights;
         # emptied whenever they may change (training mode, loading a state dict).
         self._inference_networks: Dict[tuple, InferenceNetwork] = {}
-        self.family_loss_weight = float(family_loss_weight)
         for name in ('anchor_loss_weight', 'family_loss_weight'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
@@ -150,7 +151,6 @@ class ImageQualityAssessmentMosModel(TorchModel):
         self.network = load_weights(IqaMosNet(), weights_path)
         self.family_head = None
         if self.family_loss_weight:
-            from ..synthetic.ladders import FAMILY_CLASSES
             self.family_head = torch.nn.Linear(self.network.backbone.output_dims,
                                                len(FAMILY_CLASSES))
         self.eval()
@@ -223,7 +223,6 @@ class ImageQualityAssessmentMosModel(TorchModel):
         if family is None:
             raise ValueError("family_loss_weight > 0 needs a 'family' class per image in "
                              'the batch')
-        from ..synthetic.ladders import MIXED_VIEW
         labels = torch.as_tensor(family, device=features.device).reshape(-1).long()
         if not (labels != MIXED_VIEW).any():
             return features.sum() * 0.0
