@@ -131,6 +131,8 @@ FINETUNING = {
     'unanchored_families': ('contrast_loss', 'jpeg_compression', 'low_light',
                             'over_exposure', 'sensor_noise', 'under_exposure'),
     'family_loss_weight': 0.0,
+    # Dead-leaves charts drawn for stage 2 beside the photos (the 4 of `photos` included).
+    'dead_leaves_charts': 4,
 }
 
 # The entries of FINETUNING that are options of the model (configuration.json's model
@@ -178,12 +180,23 @@ def fetch_photos(work_dir: Path, seed: int) -> None:
         rgb = _working_scale(decode(path).rgb())
         cv2.imwrite(str(target), rgb[:, :, ::-1])
         LOG.info('%s -> %s %s', path.name, target, rgb.shape)
+    draw_charts(out / 'train', seed, range(DEAD_LEAVES_CHARTS))
+
+
+def draw_charts(out_dir: Path, seed: int, indices) -> list:
+    """Dead-leaves charts at the model's working scale, one per index (seeded by
+    ``[seed, index]``), as out_dir/dead_leaves_INDEX.png; drawn once, then reused."""
     config = PreprocessConfig.from_mapping()
-    for index in range(DEAD_LEAVES_CHARTS):
-        chart = dead_leaves(*config.resize_size, np.random.default_rng([seed, index]))
-        target = out / 'train' / f'dead_leaves_{index}.png'
-        cv2.imwrite(str(target), chart[:, :, ::-1])
-        LOG.info('dead-leaves chart -> %s', target)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in indices:
+        target = out_dir / f'dead_leaves_{index}.png'
+        if not target.is_file():
+            chart = dead_leaves(*config.resize_size, np.random.default_rng([seed, index]))
+            cv2.imwrite(str(target), chart[:, :, ::-1])
+            LOG.info('dead-leaves chart -> %s', target)
+        paths.append(target)
+    return paths
 
 
 def _pixels(stem: str) -> int:
@@ -281,10 +294,16 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
     trainer.train()
 
 
-def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None) -> None:
+def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None,
+             device: Optional[str] = None) -> None:
     """Stage 2 (the experiment of issue 10): from the stage-1 weights as shipped
     (float16), ladders of every family, with the loss, BatchNorm and precision options
-    of ``FINETUNING``."""
+    of ``FINETUNING``. ``device`` is ModelScope's ('cpu', 'gpu', 'cuda:0'; by default a
+    GPU when there is one). Without the held-out set (WORK/valset) it trains without the
+    per-epoch evaluation. WORK/finetune/record.json says where it ran and how long."""
+    import platform
+    import time
+
     from modelscope.trainers import build_trainer
 
     init = init or work_dir / 'train' / 'output_best' / WEIGHTS_FILE
@@ -299,14 +318,20 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     settings = {**FINETUNING, **(overrides or {})}
     LOG.info('stage 2 settings: %s', settings)
     train_dir = work_dir / 'pristine' / 'train'
-    photos = sorted(str(p) for p in train_dir.glob('*.png'))
+    draw_charts(train_dir, seed, range(settings['dead_leaves_charts']))
+    photos = sorted(str(p) for p in train_dir.glob('*.png')
+                    if not p.stem.startswith('dead_leaves')
+                    or int(p.stem.rsplit('_', 1)[1]) < settings['dead_leaves_charts'])
     train_dataset = SyntheticLadderDataset(
         photos, length=settings['iters_per_epoch'] * settings['batch_groups'],
         crop_size=settings['crop_size'], rungs=settings['rungs'], seed=seed,
         scales=settings['scales'], mixture_share=settings['mixture_share'],
         unanchored_families=settings['unanchored_families'])
+    evaluate = (work_dir / 'valset' / 'valset.csv').is_file()
     eval_dataset = modelscope_iqa.ImageQualityAssessmentMosDataset(
-        _epoch_eval_rows(_read_rows(work_dir)))
+        _epoch_eval_rows(_read_rows(work_dir))) if evaluate else None
+    if not evaluate:
+        LOG.info('no held-out set in %s: training without per-epoch evaluation', work_dir)
 
     def configure(cfg):
         cfg.model.train_precision = settings['precision']
@@ -318,11 +343,17 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         cfg.train.optimizer.lr = settings['lr']
         cfg.evaluation.dataloader = {'batch_size_per_gpu': 1, 'workers_per_gpu': 0,
                                      'shuffle': False}
+        if not evaluate:
+            cfg.train.hooks = [h for h in cfg.train.hooks
+                               if h['type'] not in ('EvaluationHook', 'BestCkptSaverHook')]
         return cfg
 
-    trainer = build_trainer(name=Trainers.iqa_mos, default_args=dict(
-        model=str(init_dir), train_dataset=train_dataset, eval_dataset=eval_dataset,
-        work_dir=str(work_dir / 'finetune'), cfg_modify_fn=configure, seed=seed))
+    trainer_args = dict(model=str(init_dir), train_dataset=train_dataset,
+                        eval_dataset=eval_dataset, work_dir=str(work_dir / 'finetune'),
+                        cfg_modify_fn=configure, seed=seed)
+    if device is not None:
+        trainer_args['device'] = device
+    trainer = build_trainer(name=Trainers.iqa_mos, default_args=trainer_args)
     if settings['anchor_loss_weight']:
         # Held to the weights it starts from (stage 1) on every view free of the
         # unanchored families, so that stage 1's rankings of them carry to new photos.
@@ -332,7 +363,21 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     resume = sorted((p for p in (work_dir / 'finetune').glob('epoch_*.pth')
                      if not p.name.endswith('_trainer_state.pth')),
                     key=lambda p: int(p.stem.split('_')[1]))
+    started = time.time()
     modelscope_iqa.training.train(trainer, resume_from=str(resume[-1]) if resume else None)
+    used = trainer.device
+    record = {
+        'settings': settings, 'seed': seed, 'photos': len(photos),
+        'device': str(used), 'torch': torch.__version__,
+        'machine': (torch.cuda.get_device_name(used) if used.type == 'cuda'
+                    else platform.processor() or platform.machine()),
+        'seconds': round(time.time() - started, 1),
+        'iterations': settings['epochs'] * settings['iters_per_epoch'],
+        'images': settings['epochs'] * settings['iters_per_epoch']
+        * settings['batch_groups'] * settings['rungs'],
+        'resumed_from': resume[-1].name if resume else None}
+    (work_dir / 'finetune' / 'record.json').write_text(json.dumps(record, indent=2))
+    LOG.info('stage 2 done: %s', record)
 
 
 def _calibration_rows(work_dir: Path, seed: int):
@@ -599,6 +644,24 @@ def write_golden_scores(model_dir: Path) -> None:
     LOG.info('golden scores -> %s: %s', GOLDEN_FILE, record['scores'])
 
 
+def parse_settings(items) -> dict:
+    """``['KEY=JSON', ...]`` -> ``{KEY: value}``; JSON lists become tuples, as the
+    settings hold them. A key must be one of TRAINING's or FINETUNING's."""
+    known = set(TRAINING) | set(FINETUNING)
+    settings = {}
+    for item in items:
+        key, sep, text = item.partition('=')
+        if not sep or key not in known:
+            raise SystemExit(f'--set {item!r}: expected KEY=JSON with KEY one of '
+                             f'{sorted(known)}')
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f'--set {item!r}: the value is not JSON ({exc})') from None
+        settings[key] = tuple(value) if isinstance(value, list) else value
+    return settings
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -609,6 +672,12 @@ def main(argv=None) -> int:
     parser.add_argument('--iters-per-epoch', type=int, help='override the step\'s '
                         f"iterations per epoch (stage 1: {TRAINING['iters_per_epoch']}, "
                         f"stage 2: {FINETUNING['iters_per_epoch']})")
+    parser.add_argument('--set', dest='settings', action='append', default=[],
+                        metavar='KEY=JSON', help='override one of the step\'s settings '
+                        '(TRAINING for train, FINETUNING for finetune), e.g. '
+                        '--set anchor_loss_weight=0.5 --set "scales=[1, 0.5]"')
+    parser.add_argument('--device', help="finetune: ModelScope's device ('cpu', 'gpu', "
+                        "'cuda:0'); by default a GPU when there is one")
     parser.add_argument('--init', type=Path,
                         help='finetune: the stage-1 weights (default WORK/train/output_best)')
     parser.add_argument('--export-dir', type=Path,
@@ -618,6 +687,7 @@ def main(argv=None) -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     overrides = {k: v for k, v in (('epochs', args.epochs),
                                    ('iters_per_epoch', args.iters_per_epoch)) if v is not None}
+    overrides.update(parse_settings(args.settings))
     for step in BUILD if args.step == 'all' else [args.step]:
         LOG.info('== %s', step)
         if step == 'photos':
@@ -629,7 +699,7 @@ def main(argv=None) -> int:
         elif step == 'pack':
             pack(args.work_dir)
         elif step == 'finetune':
-            finetune(args.work_dir, args.seed, args.init, overrides)
+            finetune(args.work_dir, args.seed, args.init, overrides, args.device)
         elif step == 'calibrate':
             calibrate(args.work_dir, args.seed)
         elif step == 'brisque':
