@@ -40,12 +40,15 @@ def test_default_model_scores_the_samples(default_scorer):
     assert len(SAMPLES) >= 4
     scores = {p.stem: default_scorer(str(p))[OutputKeys.SCORE] for p in SAMPLES}
     assert all(0.0 <= s <= 1.0 for s in scores.values())
-    # The samples are one held-out photo, pristine and degraded at severity 3. The
-    # model's report shows skill on noise, exposure and blur (asserted, with a margin)
-    # and none on JPEG (SRCC about 0 on the held-out set), which is not asserted.
+    # The samples are one held-out photo, pristine and degraded at severity 3 (the JPEG
+    # one at quality 12): each degraded sample scores below the pristine one by a
+    # margin of at least 0.1, the goal issue 10 set for the default model.
     pristine = scores['cups_pristine']
-    for name in ('cups_sensor_noise', 'cups_under_exposed', 'cups_defocus_blur'):
-        assert scores[name] < pristine - 0.1, (name, scores)
+    degraded = {name: score for name, score in scores.items() if name != 'cups_pristine'}
+    assert set(degraded) == {'cups_defocus_blur', 'cups_jpeg_q12', 'cups_sensor_noise',
+                             'cups_under_exposed'}
+    for name, score in degraded.items():
+        assert score <= pristine - 0.1, (name, scores)
 
 
 def test_the_samples_keep_their_golden_scores(default_scorer):
