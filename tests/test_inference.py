@@ -98,8 +98,10 @@ def test_fast_mode_stays_within_its_bound(quality_range):
 
 @pytest.mark.slow
 def test_int8_stays_within_the_fast_bound(quality_range):
-    """The calibration photo is the source of these images too; on 15 other photos
-    (Debian wallpapers, not in the repository) the largest difference measured 0.003."""
+    """The calibration photo is the source of these images too. For the first default
+    model the largest difference on 15 other photos (Debian wallpapers, not in the
+    repository) measured 0.003; for the current one 0.017 here and 0.013 on the
+    benchmark's 24 images (models/quantization.py says why it is larger)."""
     exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
     int8 = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
                     precision='int8')

@@ -37,8 +37,10 @@ def test_scores_match_modelscope_builtin(our_pipeline, image_files, builtin_scor
     assert len(image_files) >= 8
     ours = np.array([our_pipeline(p)[OutputKeys.SCORE] for p in image_files])
     assert np.abs(ours - builtin_scores).max() <= PARITY_ATOL
-    # The checkpoint is random but calibrated: scores must spread, or parity is vacuous.
-    assert builtin_scores.max() - builtin_scores.min() > 0.3
+    # The default model's weights: scores must spread, or parity is vacuous. A spread of
+    # 0.1 is 10,000 times the parity tolerance (0.19 measured with the weights of
+    # issue 10's run 8 on these generated images; 0.3 was the bound for the first model).
+    assert builtin_scores.max() - builtin_scores.min() > 0.1
 
 
 def test_output_format(our_pipeline, image_files):
