@@ -13,7 +13,7 @@ calibrate, brisque, report, export, golden: the shipped model):
             (plus the pristine photo) and write the images and a CSV with their targets.
   train     stage 1: from a seeded random initialisation, ModelScope's trainer
             on random degraded crops of the stage-1 photos (modelscope_iqa.synthetic);
-            optimiser, batch, epochs, precision and loss from configuration.json.
+            configuration.json's recipe with TRAINING's differences below.
   pack      stage 1's best checkpoint in float16 -> WORK/model, the candidate.
   finetune  stage 2: from the stage-1 weights in float16, ladders of one window at
             rising severities of one family (SyntheticLadderDataset) from all train
