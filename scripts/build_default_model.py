@@ -41,9 +41,11 @@ import argparse
 import csv
 import json
 import logging
+import platform
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -101,6 +103,8 @@ HOLDOUT = ['Dune', 'Wood', 'ColorfulCups', 'EveningGlow', 'Path', 'flowers', 'Va
 # Stage 1 trained on the mate and plasma photos only.
 STAGE1_PHOTOS = sorted(set(MATE_PHOTOS + PLASMA_PHOTOS) - set(HOLDOUT))
 DEAD_LEAVES_CHARTS = 4
+# A chart's file name: CHART_STEM + '_' + its index (the seed of its drawing).
+CHART_STEM = 'dead_leaves'
 # Held-out photos whose degraded versions are scored after every training epoch.
 EPOCH_EVAL_PHOTOS = 3
 EPOCH_EVAL_SEVERITIES = (2, 4)
@@ -158,7 +162,17 @@ def _configure(cfg, settings: dict):
         cfg.train.optimizer.lr = settings['lr']
     if 'workers' in settings:
         cfg.train.dataloader.workers_per_gpu = settings['workers']
+    # Held-out images are full size: one at a time, in this process.
+    cfg.evaluation.dataloader = {'batch_size_per_gpu': 1, 'workers_per_gpu': 0,
+                                 'shuffle': False}
     return cfg
+
+
+def _machine(device: torch.device) -> str:
+    """The GPU's name, or the CPU's as Python knows it."""
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
 
 
 def _run(command, cwd=None):
@@ -197,12 +211,12 @@ def fetch_photos(work_dir: Path, seed: int) -> None:
 
 def draw_charts(out_dir: Path, seed: int, indices) -> list:
     """Dead-leaves charts at the model's working scale, one per index (seeded by
-    ``[seed, index]``), as out_dir/dead_leaves_INDEX.png; drawn once, then reused."""
+    ``[seed, index]``), as out_dir/CHART_STEM_INDEX.png; drawn once, then reused."""
     config = PreprocessConfig.from_mapping()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for index in indices:
-        target = out_dir / f'dead_leaves_{index}.png'
+        target = out_dir / f'{CHART_STEM}_{index}.png'
         if not target.is_file():
             chart = dead_leaves(*config.resize_size, np.random.default_rng([seed, index]))
             cv2.imwrite(str(target), chart[:, :, ::-1])
@@ -294,28 +308,20 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
     eval_dataset = modelscope_iqa.ImageQualityAssessmentMosDataset(
         _epoch_eval_rows(_read_rows(work_dir)))
 
-    def configure(cfg):
-        _configure(cfg, settings)
-        cfg.evaluation.dataloader = {'batch_size_per_gpu': 1, 'workers_per_gpu': 0,
-                                     'shuffle': False}
-        return cfg
-
     trainer = build_trainer(name=Trainers.iqa_mos, default_args=dict(
         model=str(init_dir), train_dataset=train_dataset, eval_dataset=eval_dataset,
-        work_dir=str(work_dir / 'train'), cfg_modify_fn=configure, seed=seed))
+        work_dir=str(work_dir / 'train'), cfg_modify_fn=lambda cfg: _configure(cfg, settings),
+        seed=seed))
     trainer.train()
 
 
 def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None,
              device: Optional[str] = None) -> None:
-    """Stage 2 (the experiment of issue 10): from the stage-1 weights as shipped
-    (float16), ladders of every family, with the loss, BatchNorm and precision options
-    of ``FINETUNING``. ``device`` is ModelScope's ('cpu', 'gpu', 'cuda:0'; by default a
+    """Stage 2: from the stage-1 weights in float16, ladders of every family
+    (``FINETUNING``'s data options; loss, optimiser, batch and epochs from
+    configuration.json, with ``overrides``). ``device`` is ModelScope's ('cpu', 'gpu', 'cuda:0'; by default a
     GPU when there is one). Without the held-out set (WORK/valset) it trains without the
     per-epoch evaluation. WORK/finetune/record.json says where it ran and how long."""
-    import platform
-    import time
-
     from modelscope.trainers import build_trainer
 
     init = init or work_dir / 'train' / 'output_best' / WEIGHTS_FILE
@@ -330,10 +336,9 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     settings = {**FINETUNING, **(overrides or {})}
     LOG.info('stage 2 settings: %s', settings)
     train_dir = work_dir / 'pristine' / 'train'
-    draw_charts(train_dir, seed, range(settings['dead_leaves_charts']))
-    photos = sorted(str(p) for p in train_dir.glob('*.png')
-                    if not p.stem.startswith('dead_leaves')
-                    or int(p.stem.rsplit('_', 1)[1]) < settings['dead_leaves_charts'])
+    charts = draw_charts(train_dir, seed, range(settings['dead_leaves_charts']))
+    photos = sorted([str(p) for p in train_dir.glob('*.png')
+                     if not p.stem.startswith(CHART_STEM)] + [str(p) for p in charts])
     batch_groups = default_configuration()['train']['dataloader']['batch_size_per_gpu']
     train_dataset = SyntheticLadderDataset(
         photos, length=settings['iters_per_epoch'] * batch_groups,
@@ -346,19 +351,11 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     if not evaluate:
         LOG.info('no held-out set in %s: training without per-epoch evaluation', work_dir)
 
-    recipe = {}
-
     def configure(cfg):
         _configure(cfg, settings)
-        cfg.evaluation.dataloader = {'batch_size_per_gpu': 1, 'workers_per_gpu': 0,
-                                     'shuffle': False}
         if not evaluate:
             cfg.train.hooks = [h for h in cfg.train.hooks
                                if h['type'] not in ('EvaluationHook', 'BestCkptSaverHook')]
-        recipe.update(model=cfg.model.to_dict() if hasattr(cfg.model, 'to_dict')
-                      else dict(cfg.model),
-                      train={k: cfg.train[k] for k in ('max_epochs', 'dataloader',
-                                                       'optimizer', 'lr_scheduler')})
         return cfg
 
     trainer_args = dict(model=str(init_dir), train_dataset=train_dataset,
@@ -378,14 +375,14 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
                     key=lambda p: int(p.stem.split('_')[1]))
     started = time.time()
     modelscope_iqa.training.train(trainer, resume_from=str(resume[-1]) if resume else None)
-    used = trainer.device
-    epochs = recipe['train']['max_epochs']
+    cfg = trainer.cfg
+    epochs = cfg.train.max_epochs
     record = {
-        'settings': settings, 'configuration': recipe, 'seed': seed, 'photos': len(photos),
-        'device': str(used), 'torch': torch.__version__,
-        'machine': (torch.cuda.get_device_name(used) if used.type == 'cuda'
-                    else platform.processor() or platform.machine()),
-        'seconds': round(time.time() - started, 1),
+        'settings': settings, 'seed': seed, 'photos': len(photos),
+        'configuration': {'model': cfg.model, 'train': {
+            k: cfg.train[k] for k in ('max_epochs', 'dataloader', 'optimizer', 'lr_scheduler')}},
+        'device': str(trainer.device), 'torch': torch.__version__,
+        'machine': _machine(trainer.device), 'seconds': round(time.time() - started, 1),
         'iterations': epochs * settings['iters_per_epoch'],
         'images': epochs * settings['iters_per_epoch'] * batch_groups * settings['rungs'],
         'resumed_from': resume[-1].name if resume else None}
@@ -397,7 +394,7 @@ def _calibration_rows(work_dir: Path, seed: int):
     """Train photos (every other one), pristine and under each family at severities
     1-4, at full size: the calibration fit sees images as inference does."""
     photos = [p for p in sorted((work_dir / 'pristine' / 'train').glob('*.png'))
-              if not p.stem.startswith('dead_leaves')][::2]
+              if not p.stem.startswith(CHART_STEM)][::2]
     for index, path in enumerate(photos):
         rgb = cv2.imread(str(path))[:, :, ::-1]
         for number, (_, _, recipe) in enumerate(_views()):
@@ -640,8 +637,6 @@ SAMPLES_DIR = REPO / 'samples'
 
 def write_golden_scores(model_dir: Path) -> None:
     """The exported model's exact scores of the committed samples, with provenance."""
-    import platform
-
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
     iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(model_dir))
@@ -649,7 +644,7 @@ def write_golden_scores(model_dir: Path) -> None:
         'made_by': 'python scripts/build_default_model.py golden (exact fp32 pipeline)',
         'weights_sha256': file_sha256(str(model_dir / WEIGHTS_FILE)),
         'torch': torch.__version__,
-        'machine': platform.processor() or platform.machine(),
+        'machine': _machine(torch.device('cpu')),
         'scores': {p.name: iqa(str(p))['score'] for p in sorted(SAMPLES_DIR.glob('*.jpg'))},
     }
     GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -659,7 +654,8 @@ def write_golden_scores(model_dir: Path) -> None:
 
 def parse_settings(items) -> dict:
     """``['KEY=JSON', ...]`` -> ``{KEY: value}``; JSON lists become tuples, as the
-    settings hold them. A key must be one of TRAINING's or FINETUNING's."""
+    settings hold them. A key must be one of TRAINING's, FINETUNING's, MODEL_OPTIONS
+    or TRAIN_OPTIONS."""
     known = set(TRAINING) | set(FINETUNING) | set(MODEL_OPTIONS) | set(TRAIN_OPTIONS)
     settings = {}
     for item in items:
