@@ -84,11 +84,12 @@ def _pipeline(model_dir: str, **options):
 def _builtin_pipeline(model_dir: str):
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
-    folder = tempfile.mkdtemp(prefix='builtin_model_')
-    with open(os.path.join(folder, 'configuration.json'), 'w') as f:
-        json.dump(BUILTIN_CONFIGURATION, f)
-    shutil.copy(os.path.join(model_dir, 'pytorch_model.pt'), folder)
-    return pipeline(Tasks.image_quality_assessment_mos, model=folder, device='cpu')
+    with tempfile.TemporaryDirectory(prefix='builtin_model_') as folder:
+        with open(os.path.join(folder, 'configuration.json'), 'w') as f:
+            json.dump(BUILTIN_CONFIGURATION, f)
+        shutil.copy(os.path.join(model_dir, 'pytorch_model.pt'), folder)
+        # The pipeline reads the weights while it is built; the folder can go after.
+        return pipeline(Tasks.image_quality_assessment_mos, model=folder, device='cpu')
 
 
 def _seconds_per_call(call) -> float:

@@ -10,7 +10,9 @@ its network log). Every event is also an endpoint of Gradio's client API
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from typing import List, Optional
 
@@ -52,7 +54,9 @@ def build_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu'
     takes; default: the embedded default model)."""
     gr = _import_gradio()
     scorer = DemoScorer(model, precision, device)
+    # The CSVs offered for download live as long as the process that serves them.
     downloads = tempfile.mkdtemp(prefix='modelscope-iqa-demo-')
+    atexit.register(shutil.rmtree, downloads, ignore_errors=True)
 
     def score_uploads(paths: Optional[List[str]]):
         if not paths:
@@ -64,8 +68,9 @@ def build_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu'
             status += ' Could not score: ' + '; '.join(r.error for r in failed)
             gr.Warning(f'{len(failed)} of {len(results)} uploads could not be scored; '
                        'the table says why.')
-        csv_path = write_csv(results, tempfile.mkstemp(suffix='.csv', prefix='scores-',
-                                                       dir=downloads)[1])
+        handle, csv_path = tempfile.mkstemp(suffix='.csv', prefix='scores-', dir=downloads)
+        os.close(handle)
+        write_csv(results, csv_path)
         gallery = [(r.overlay, f'{r.name}: {r.shown_score}') for r in sorted_by_score(results)
                    if r.overlay is not None]
         return table_rows(results), csv_path, gallery, status
