@@ -1,7 +1,6 @@
 """Build the embedded default model, reproducibly, from freely licensed photos.
 
-Steps (each can be run alone; ``all`` runs photos, valset, train, pack, finetune,
-calibrate, brisque, report, export, golden: the shipped model):
+Steps (each can be run alone; ``all`` runs them all in this order: the shipped model):
 
   photos    apt-get download + dpkg -x the Debian wallpaper packages
             (plasma-workspace-wallpapers, mate-backgrounds, gnome-backgrounds, lxqt-themes,
@@ -21,8 +20,11 @@ calibrate, brisque, report, export, golden: the shipped model):
             ranking hinge, BatchNorm frozen (FINETUNING below: run 8 of
             docs/default_model_stage2_experiment.md). On a GPU when there is one
             (--device); resumes from its last epoch checkpoint.
-  calibrate fit sigmoid(a * logit + b) to the targets on degraded train photos, fold it
-            into the head's last layer of the stage-2 weights -> WORK/model.
+  refine    stage 3: stage 2 continued with the three families it ranked worst drawn
+            more often, at a lower learning rate (REFINING below: run 9 of that doc).
+  calibrate fit sigmoid(a * logit + b) so that each severity's mean score on degraded
+            train photos is its target, fold it into the head's last layer of the
+            stage-3 weights -> WORK/model.
   brisque   score the holdout set with BRISQUE (cached; needs `pip install .[train]`).
   report    score the holdout set with WORK/model and with BRISQUE: SRCC of score vs
             severity per (photo, family), scores by severity, cross-photo pairs
@@ -41,6 +43,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import platform
 import shutil
 import subprocess
@@ -131,7 +134,24 @@ FINETUNING = {
     'family_loss_weight': 0.0,
     # Dead-leaves charts drawn for stage 2 beside the photos (the 4 of `photos` included).
     'dead_leaves_charts': 16,
+    # How often each family is drawn where it differs from the ladders' FAMILY_WEIGHTS
+    # (JPEG twice as often as the others).
+    'family_weights': {},
 }
+
+# Stage 3 (run 9 of that doc): stage 2 continued on the 2-core CPU for 40 minutes (57,600
+# images), JPEG drawn 4 times and over-exposure and motion blur twice as often as each
+# other family (the three weakest of stage 2 on held-out photos), at a third of stage 2's
+# learning rate, decaying over 3 short epochs. One data-loading process (2 cores).
+REFINING = {
+    'epochs': 3,
+    'iters_per_epoch': 300,
+    'lr': 1e-4,
+    'workers': 1,
+    'family_weights': {'jpeg_compression': 4.0, 'over_exposure': 2.0, 'motion_blur': 2.0},
+}
+# The stage whose weights calibrate folds the calibration into.
+LAST_STAGE = 'refine'
 
 # Stage 1's data options and where its recipe differs from configuration.json (which
 # holds stage 2's): L1 alone, BatchNorm in training mode, 6 epochs.
@@ -169,10 +189,17 @@ def _configure(cfg, settings: dict):
 
 
 def _machine(device: torch.device) -> str:
-    """The GPU's name, or the CPU's as Python knows it."""
+    """The GPU's name, or the CPU's model name and core count."""
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    cores = f'{os.cpu_count()} cores'
+    try:
+        with open('/proc/cpuinfo') as f:
+            names = [line.split(':', 1)[1].strip() for line in f
+                     if line.startswith('model name')]
+    except OSError:
+        names = []
+    return f'{names[0] if names else platform.processor() or platform.machine()}, {cores}'
 
 
 def _run(command, cwd=None):
@@ -316,16 +343,18 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
 
 
 def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None,
-             device: Optional[str] = None) -> None:
+             device: Optional[str] = None, stage: str = 'finetune') -> None:
     """Stage 2: from the stage-1 weights in float16, ladders of every family
     (``FINETUNING``'s data options; loss, optimiser, batch and epochs from
-    configuration.json, with ``overrides``). ``device`` is ModelScope's ('cpu', 'gpu', 'cuda:0'; by default a
-    GPU when there is one). Without the held-out set (WORK/valset) it trains without the
-    per-epoch evaluation. WORK/finetune/record.json says where it ran and how long."""
+    configuration.json, with ``overrides``). ``device`` is ModelScope's ('cpu', 'gpu',
+    'cuda:0'; by default a GPU when there is one). Without the held-out set (WORK/valset)
+    it trains without the per-epoch evaluation. Trains in WORK/``stage`` (the weights in
+    its output folder); its record.json says where it ran and how long."""
     from modelscope.trainers import build_trainer
 
     init = init or work_dir / 'train' / 'output_best' / WEIGHTS_FILE
-    init_dir = work_dir / 'stage2_init'
+    out_dir = work_dir / stage
+    init_dir = work_dir / f'{stage}_init'
     init_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(CONFIGURATION_FILE, init_dir / CONFIGURATION_NAME)
     # The stage-1 weights as shipped (float16), widened back to float32 for training.
@@ -334,7 +363,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     torch.save(initial, init_dir / WEIGHTS_FILE)
 
     settings = {**FINETUNING, **(overrides or {})}
-    LOG.info('stage 2 settings: %s', settings)
+    LOG.info('%s settings: %s', stage, settings)
     train_dir = work_dir / 'pristine' / 'train'
     charts = draw_charts(train_dir, seed, range(settings['dead_leaves_charts']))
     photos = sorted([str(p) for p in train_dir.glob('*.png')
@@ -344,7 +373,8 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         photos, length=settings['iters_per_epoch'] * batch_groups,
         crop_size=settings['crop_size'], rungs=settings['rungs'], seed=seed,
         scales=settings['scales'], mixture_share=settings['mixture_share'],
-        unanchored_families=settings['unanchored_families'])
+        unanchored_families=settings['unanchored_families'],
+        family_weights=settings['family_weights'])
     evaluate = (work_dir / 'valset' / 'valset.csv').is_file()
     eval_dataset = modelscope_iqa.ImageQualityAssessmentMosDataset(
         _epoch_eval_rows(_read_rows(work_dir))) if evaluate else None
@@ -359,7 +389,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         return cfg
 
     trainer_args = dict(model=str(init_dir), train_dataset=train_dataset,
-                        eval_dataset=eval_dataset, work_dir=str(work_dir / 'finetune'),
+                        eval_dataset=eval_dataset, work_dir=str(out_dir),
                         cfg_modify_fn=configure, seed=seed)
     if device is not None:
         trainer_args['device'] = device
@@ -370,7 +400,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         anchor = IqaMosNet()
         anchor.load_state_dict(initial)
         trainer.model.anchor_to(anchor)
-    resume = sorted((p for p in (work_dir / 'finetune').glob('epoch_*.pth')
+    resume = sorted((p for p in out_dir.glob('epoch_*.pth')
                      if not p.name.endswith('_trainer_state.pth')),
                     key=lambda p: int(p.stem.split('_')[1]))
     started = time.time()
@@ -378,7 +408,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     cfg = trainer.cfg
     epochs = cfg.train.max_epochs
     record = {
-        'settings': settings, 'seed': seed, 'photos': len(photos),
+        'settings': settings, 'seed': seed, 'init': str(init), 'photos': len(photos),
         'configuration': {'model': cfg.model, 'train': {
             k: cfg.train[k] for k in ('max_epochs', 'dataloader', 'optimizer', 'lr_scheduler')}},
         'device': str(trainer.device), 'torch': torch.__version__,
@@ -386,8 +416,16 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         'iterations': epochs * settings['iters_per_epoch'],
         'images': epochs * settings['iters_per_epoch'] * batch_groups * settings['rungs'],
         'resumed_from': resume[-1].name if resume else None}
-    (work_dir / 'finetune' / 'record.json').write_text(json.dumps(record, indent=2))
-    LOG.info('stage 2 done: %s', record)
+    (out_dir / 'record.json').write_text(json.dumps(record, indent=2))
+    LOG.info('%s done: %s', stage, record)
+
+
+def refine(work_dir: Path, seed: int, overrides=None, device: Optional[str] = None) -> None:
+    """Stage 3: stage 2 continued from its weights (WORK/finetune/output) with
+    ``REFINING``'s changes, in WORK/refine. Its ladders are drawn with ``seed + 1``, so
+    that they are not stage 2's first ones again."""
+    finetune(work_dir, seed + 1, init=work_dir / 'finetune' / 'output' / WEIGHTS_FILE,
+             overrides={**REFINING, **(overrides or {})}, device=device, stage='refine')
 
 
 def _calibration_rows(work_dir: Path, seed: int):
@@ -409,11 +447,15 @@ def _logits(network: IqaMosNet, rgb: np.ndarray, config: PreprocessConfig) -> fl
 
 
 def calibrate(work_dir: Path, seed: int) -> None:
-    """Fit ``sigmoid(a * logit + b)`` to the targets of degraded train photos (least
-    squares) and fold ``a`` and ``b`` into the head's last layer: the ranking is kept,
-    and the scores use the range as the targets do (pristine 0.9, severe 0.225). The
-    result replaces the candidate in WORK/model."""
-    state = read_state_dict(str(work_dir / 'finetune' / 'output' / WEIGHTS_FILE))
+    """Fit ``sigmoid(a * logit + b)`` so that the mean score of each quality level
+    (pristine, each severity 1-4) on degraded train photos equals that level's target,
+    and fold ``a`` and ``b`` into the head's last layer: the ranking is kept, and the
+    scores use the range as the targets do (pristine 0.9, severity 4 0.225). Level means,
+    not a least-squares fit per image: content moves a photo's logit as much as quality
+    does, and a per-image fit answers that by shrinking the slope, which squeezes every
+    score towards the middle (run 8: pristine 0.75, severity 4 0.35 on these photos).
+    The result replaces the candidate in WORK/model."""
+    state = read_state_dict(str(work_dir / LAST_STAGE / 'output' / WEIGHTS_FILE))
     network = IqaMosNet()
     network.load_state_dict({k: v.float() for k, v in state.items()})
     network.eval()
@@ -422,32 +464,53 @@ def calibrate(work_dir: Path, seed: int) -> None:
     for rgb, target in _calibration_rows(work_dir, seed):
         logits.append(_logits(network, rgb, config))
         targets.append(target)
-    z = torch.tensor(logits, dtype=torch.float64)
-    t = torch.tensor(targets, dtype=torch.float64)
-    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([params], max_iter=200, line_search_fn='strong_wolfe')
-
-    def closure():
-        optimizer.zero_grad()
-        loss = ((torch.sigmoid(params[0] * z + params[1]) - t)**2).mean()
-        loss.backward()
-        return loss
-
-    before = float(((torch.sigmoid(z) - t)**2).mean())
-    optimizer.step(closure)
-    scale, shift = (float(v) for v in params.detach())
-    after = float(((torch.sigmoid(scale * z + shift) - t)**2).mean())
-    if scale <= 0:
-        raise RuntimeError(f'calibration reversed the ranking (scale {scale})')
+    scale, shift, record = fit_level_calibration(logits, targets)
     last = network.head.fc_out[2]
     with torch.no_grad():
         last.weight.mul_(scale)
         last.bias.mul_(scale).add_(shift)
     _write_candidate(work_dir, network.state_dict())
-    record = {'images': len(targets), 'scale': scale, 'shift': shift,
-              'mse_before': before, 'mse_after': after}
     (work_dir / 'calibration.json').write_text(json.dumps(record, indent=2))
     LOG.info('calibration: %s', record)
+
+
+def fit_level_calibration(logits, targets):
+    """``(a, b, record)``: ``sigmoid(a * logit + b)`` whose mean over the images of each
+    target level is as close as it can be to that target (least squares over levels)."""
+    z = torch.tensor(logits, dtype=torch.float64)
+    t = torch.tensor(targets, dtype=torch.float64)
+    levels = sorted({round(float(v), 6) for v in t})
+    members = [torch.isclose(t, torch.tensor(level, dtype=torch.float64)) for level in levels]
+    level_t = torch.tensor(levels, dtype=torch.float64)
+
+    def level_means(scale, shift):
+        scores = torch.sigmoid(scale * z + shift)
+        return torch.stack([scores[m].mean() for m in members])
+
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], max_iter=500, line_search_fn='strong_wolfe')
+
+    def closure():
+        optimizer.zero_grad()
+        loss = ((level_means(params[0], params[1]) - level_t)**2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    scale, shift = (float(v) for v in params.detach())
+    if scale <= 0:
+        raise RuntimeError(f'calibration reversed the ranking (scale {scale})')
+    with torch.no_grad():
+        means = level_means(scale, shift)
+        mse = float(((torch.sigmoid(scale * z + shift) - t)**2).mean())
+    record = {'images': len(targets), 'scale': scale, 'shift': shift,
+              'fit': 'mean score per target level',
+              'levels': {f'{level:g}': {'images': int(m.sum()), 'mean_before':
+                                        float(torch.sigmoid(z[m]).mean()),
+                                        'mean_after': float(mean)}
+                         for level, m, mean in zip(levels, members, means)},
+              'mse_before': float(((torch.sigmoid(z) - t)**2).mean()), 'mse_after': mse}
+    return scale, shift, record
 
 
 def pack(work_dir: Path) -> None:
@@ -710,6 +773,8 @@ def main(argv=None) -> int:
             pack(args.work_dir)
         elif step == 'finetune':
             finetune(args.work_dir, args.seed, args.init, overrides, args.device)
+        elif step == 'refine':
+            refine(args.work_dir, args.seed, overrides, args.device)
         elif step == 'calibrate':
             calibrate(args.work_dir, args.seed)
         elif step == 'brisque':
@@ -723,12 +788,11 @@ def main(argv=None) -> int:
     return 0
 
 
-STEPS = ['photos', 'valset', 'train', 'pack', 'finetune', 'calibrate', 'brisque', 'report',
-         'export', 'golden']
-# The shipped model: stage 1 (train, pack), then stage 2 (finetune, calibrate), which
-# replaces the candidate in WORK/model.
-BUILD = ['photos', 'valset', 'train', 'pack', 'finetune', 'calibrate', 'brisque', 'report',
-         'export', 'golden']
+STEPS = ['photos', 'valset', 'train', 'pack', 'finetune', 'refine', 'calibrate', 'brisque',
+         'report', 'export', 'golden']
+# The shipped model: stage 1 (train, pack), then stages 2 and 3 (finetune, refine) and
+# calibrate, which replaces the candidate in WORK/model.
+BUILD = STEPS
 
 if __name__ == '__main__':
     sys.exit(main())

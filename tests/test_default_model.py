@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from modelscope.outputs import OutputKeys
@@ -87,15 +88,43 @@ def test_export_refuses_an_incomplete_folder(tmp_path, our_model_dir):
         export_model_folder(str(tmp_path / 'out'), model_dir=str(source))
 
 
-def test_card_and_readme_show_the_committed_report():
-    """The held-out table in the README and the model card is the committed report
-    (docs/default_model_report.json, written by the build's `report` step), rendered."""
+def _build_script():
+    """scripts/build_default_model.py as a module."""
     import importlib.util
-    import json
     spec = importlib.util.spec_from_file_location('build_default_model',
                                                   REPO / 'scripts' / 'build_default_model.py')
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
+    return build
+
+
+def test_calibration_matches_each_levels_mean_score_to_its_target():
+    """Logits at half the slope of the targets' and with a content offset per image as
+    large as the steps between levels: the fit restores the slope, and every level's mean
+    score lands near its target, where a per-image least-squares fit would stay flat."""
+    build = _build_script()
+    rng = np.random.default_rng(0)
+    levels = np.array([0.9, 0.73125, 0.5625, 0.39375, 0.225])
+    targets = np.repeat(levels, 200)
+    logits = 0.5 * np.log(targets / (1 - targets)) + rng.normal(0, 0.8, targets.size)
+    scale, shift, record = build.fit_level_calibration(logits.tolist(), targets.tolist())
+    assert scale > 2.0
+    for level in levels:
+        entry = record['levels'][f'{level:g}']
+        assert entry['images'] == 200
+        assert abs(entry['mean_after'] - level) < 0.05, (level, entry)
+    before = record['levels']['0.9']['mean_before'] - record['levels']['0.225']['mean_before']
+    after = record['levels']['0.9']['mean_after'] - record['levels']['0.225']['mean_after']
+    assert before < 0.45 < after
+    with pytest.raises(RuntimeError, match='reversed'):
+        build.fit_level_calibration((-logits).tolist(), targets.tolist())
+
+
+def test_card_and_readme_show_the_committed_report():
+    """The held-out table in the README and the model card is the committed report
+    (docs/default_model_report.json, written by the build's `report` step), rendered."""
+    import json
+    build = _build_script()
     result = json.loads((REPO / 'docs' / 'default_model_report.json').read_text())
     rendered = build.render_report(result)
     assert '| jpeg compression |' in rendered

@@ -25,6 +25,11 @@ from modelscope_iqa.synthetic.distortions import FAMILIES
 
 FAST_MAX_DIFF = 0.02
 FAST_MIN_SRCC = 0.995
+# int8's error depends on the weights: the default model of issue 10's run 9 (calibrated
+# to use the score range, which stretches every difference about twice) is further from
+# exact in int8 than bf16 is (test_int8_stays_within_its_bound says how far).
+INT8_MAX_DIFF = 0.07
+INT8_MIN_SRCC = 0.99
 BIG_JPEG_PEAK_MB = 250
 SAMPLE = Path(__file__).resolve().parent.parent / 'samples' / 'cups_pristine.jpg'
 
@@ -97,18 +102,19 @@ def test_fast_mode_stays_within_its_bound(quality_range):
 
 
 @pytest.mark.slow
-def test_int8_stays_within_the_fast_bound(quality_range):
+def test_int8_stays_within_its_bound(quality_range):
     """The calibration photo is the source of these images too. For the first default
     model the largest difference on 15 other photos (Debian wallpapers, not in the
-    repository) measured 0.003; for the current one 0.017 here and 0.013 on the
-    benchmark's 24 images (models/quantization.py says why it is larger)."""
+    repository) measured 0.003; for run 8's 0.017 here; for the current one (run 9)
+    0.061 here, on strong contrast loss, SRCC 0.995 (models/quantization.py says why)."""
     exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
     int8 = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
                     precision='int8')
     exact_scores = np.array([exact(image)[OutputKeys.SCORE] for image in quality_range])
     int8_scores = np.array([int8(image)[OutputKeys.SCORE] for image in quality_range])
-    assert np.abs(int8_scores - exact_scores).max() <= FAST_MAX_DIFF
-    assert spearmanr(int8_scores, exact_scores).statistic >= FAST_MIN_SRCC
+    assert exact_scores.max() - exact_scores.min() > 0.2  # a real spread to rank
+    assert np.abs(int8_scores - exact_scores).max() <= INT8_MAX_DIFF
+    assert spearmanr(int8_scores, exact_scores).statistic >= INT8_MIN_SRCC
 
 
 @pytest.mark.slow

@@ -122,6 +122,36 @@ def test_ladder_recipes_cover_every_family_jpeg_most():
     assert counts['jpeg_compression'] > 1.5 * np.mean(others)
 
 
+def _drawn_families(dataset, draws=2000):
+    """How often each family is the one a ladder varies, over ``draws`` groups."""
+    rng = np.random.default_rng(0)
+    counts = {family: 0 for family in FAMILIES}
+    for _ in range(draws):
+        recipes = dataset.recipes(rng)
+        (family, ) = [f for f in recipes[-1] if recipes[-1][f] != recipes[0].get(f)]
+        counts[family] += 1
+    return counts
+
+
+def test_ladder_family_weights_override_the_defaults():
+    photo = make_image(200, 200, seed=1)
+    dataset = SyntheticLadderDataset([photo], length=1, crop_size=(64, 64), scales=(1.0,),
+                                     family_weights={'jpeg_compression': 0.0,
+                                                     'motion_blur': 4.0})
+    counts = _drawn_families(dataset)
+    assert counts['jpeg_compression'] == 0
+    others = [c for f, c in counts.items() if f not in ('jpeg_compression', 'motion_blur')]
+    # motion blur 4 of 11 weights (expected 727 of 2000), each other family 1 of 11 (182)
+    assert counts['motion_blur'] > 3 * max(others)
+    assert min(others) > 100
+    with pytest.raises(ValueError, match='unknown families'):
+        SyntheticLadderDataset([photo], length=1, crop_size=(64, 64),
+                               family_weights={'jpeg': 2.0})
+    with pytest.raises(ValueError, match='must be >= 0'):
+        SyntheticLadderDataset([photo], length=1, crop_size=(64, 64),
+                               family_weights={'motion_blur': -1.0})
+
+
 def test_ladder_views_are_flagged_for_the_anchor_unless_they_carry_an_unanchored_family(
         monkeypatch):
     dataset = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,

@@ -71,6 +71,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
             (e.g. bokeh) windows, where blur changes nothing visible, are rarer.
         unanchored_families: families whose views are not flagged in ``anchor``: what
             fine-tuning is to change (the other views are held to the anchor network).
+        family_weights: how often a family is drawn, relative to the others, where it
+            differs from ``FAMILY_WEIGHTS``.
         preprocess_config: the preprocessing options; None takes the package defaults.
     """
 
@@ -84,6 +86,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  mixture_share: float = 0.25,
                  windows: int = 2,
                  unanchored_families: Sequence[str] = (),
+                 family_weights: Optional[Mapping[str, float]] = None,
                  preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
@@ -96,7 +99,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
         self.seed = int(seed)
         self.mixture_share = float(mixture_share)
         self.windows = int(windows)
-        unknown = set(unanchored_families) - set(FAMILIES)
+        unknown = (set(unanchored_families) | set(family_weights or {})) - set(FAMILIES)
         if unknown:
             raise ValueError(f'unknown families {sorted(unknown)}; known: {sorted(FAMILIES)}')
         self.unanchored_families = frozenset(unanchored_families)
@@ -114,7 +117,10 @@ class SyntheticLadderDataset(TorchCustomDataset):
         if not self.images:
             raise ValueError(f'no photo is large enough for {self.crop_size} crops')
         self.families = sorted(FAMILIES)
-        weights = np.array([FAMILY_WEIGHTS[f] for f in self.families])
+        chosen = {**FAMILY_WEIGHTS, **(family_weights or {})}
+        weights = np.array([float(chosen[f]) for f in self.families])
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f'family weights must be >= 0 and not all 0, got {chosen}')
         self.family_p = weights / weights.sum()
 
     def __len__(self) -> int:
