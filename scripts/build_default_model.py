@@ -344,9 +344,9 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
 
 def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None,
              device: Optional[str] = None, stage: str = 'finetune') -> None:
-    """Stage 2: from the stage-1 weights in float16, ladders of every family
-    (``FINETUNING``'s data options; loss, optimiser, batch and epochs from
-    configuration.json, with ``overrides``). ``device`` is ModelScope's ('cpu', 'gpu',
+    """Stage 2 (and, through :func:`refine`, stage 3): from ``init`` (by default the
+    stage-1 weights) in float16, ladders of every family (``FINETUNING``'s data options;
+    loss, optimiser, batch and epochs from configuration.json, with ``overrides``). ``device`` is ModelScope's ('cpu', 'gpu',
     'cuda:0'; by default a GPU when there is one). Without the held-out set (WORK/valset)
     it trains without the per-epoch evaluation. Trains in WORK/``stage`` (the weights in
     its output folder); its record.json says where it ran and how long."""
@@ -357,7 +357,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     init_dir = work_dir / f'{stage}_init'
     init_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(CONFIGURATION_FILE, init_dir / CONFIGURATION_NAME)
-    # The stage-1 weights as shipped (float16), widened back to float32 for training.
+    # The starting weights as shipped (float16), widened back to float32 for training.
     initial = {k: v.float() if v.is_floating_point() else v
                for k, v in _half(read_state_dict(str(init))).items()}
     torch.save(initial, init_dir / WEIGHTS_FILE)
@@ -501,15 +501,15 @@ def fit_level_calibration(logits, targets):
     if scale <= 0:
         raise RuntimeError(f'calibration reversed the ranking (scale {scale})')
     with torch.no_grad():
-        means = level_means(scale, shift)
-        mse = float(((torch.sigmoid(scale * z + shift) - t)**2).mean())
+        before, after = level_means(1.0, 0.0), level_means(scale, shift)
+        mse_before = float(((torch.sigmoid(z) - t)**2).mean())
+        mse_after = float(((torch.sigmoid(scale * z + shift) - t)**2).mean())
     record = {'images': len(targets), 'scale': scale, 'shift': shift,
               'fit': 'mean score per target level',
-              'levels': {f'{level:g}': {'images': int(m.sum()), 'mean_before':
-                                        float(torch.sigmoid(z[m]).mean()),
-                                        'mean_after': float(mean)}
-                         for level, m, mean in zip(levels, members, means)},
-              'mse_before': float(((torch.sigmoid(z) - t)**2).mean()), 'mse_after': mse}
+              'levels': {f'{level:g}': {'images': int(m.sum()), 'mean_before': float(b),
+                                        'mean_after': float(a)}
+                         for level, m, b, a in zip(levels, members, before, after)},
+              'mse_before': mse_before, 'mse_after': mse_after}
     return scale, shift, record
 
 
@@ -761,7 +761,7 @@ def main(argv=None) -> int:
     overrides = {k: v for k, v in (('epochs', args.epochs),
                                    ('iters_per_epoch', args.iters_per_epoch)) if v is not None}
     overrides.update(parse_settings(args.settings))
-    for step in BUILD if args.step == 'all' else [args.step]:
+    for step in STEPS if args.step == 'all' else [args.step]:
         LOG.info('== %s', step)
         if step == 'photos':
             fetch_photos(args.work_dir, args.seed)
@@ -788,11 +788,11 @@ def main(argv=None) -> int:
     return 0
 
 
+# In the order `all` runs them, which builds the shipped model: stage 1 (train, pack),
+# stages 2 and 3 (finetune, refine), then calibrate, which replaces the candidate in
+# WORK/model.
 STEPS = ['photos', 'valset', 'train', 'pack', 'finetune', 'refine', 'calibrate', 'brisque',
          'report', 'export', 'golden']
-# The shipped model: stage 1 (train, pack), then stages 2 and 3 (finetune, refine) and
-# calibrate, which replaces the candidate in WORK/model.
-BUILD = STEPS
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -105,16 +105,24 @@ def test_ladder_items_are_one_window_at_rising_severities(photo):
     assert torch.equal(dataset[7]['input'], again['input'])
 
 
+def _drawn_ladders(dataset, draws=2000):
+    """``draws`` groups' recipes, each with the family its ladder varies, and how often
+    each family was that one."""
+    rng = np.random.default_rng(0)
+    ladders, counts = [], {family: 0 for family in FAMILIES}
+    for _ in range(draws):
+        recipes = dataset.recipes(rng)
+        (family, ) = [f for f in recipes[-1] if recipes[-1][f] != recipes[0].get(f)]
+        ladders.append((family, recipes))
+        counts[family] += 1
+    return ladders, counts
+
+
 def test_ladder_recipes_cover_every_family_jpeg_most():
     dataset = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
                                      crop_size=(64, 64), scales=(1.0,))
-    rng = np.random.default_rng(0)
-    counts = {family: 0 for family in FAMILIES}
-    for _ in range(2000):
-        recipes = dataset.recipes(rng)
-        varied = set(recipes[1]) - set(recipes[0]) or set(recipes[1])
-        (family, ) = [f for f in varied if recipes[1][f] != recipes[0].get(f)]
-        counts[family] += 1
+    ladders, counts = _drawn_ladders(dataset)
+    for family, recipes in ladders:
         assert all(set(recipes[0]) <= set(r) for r in recipes)
         assert [r[family] for r in recipes[1:]] == sorted(r[family] for r in recipes[1:])
     others = [c for f, c in counts.items() if f != 'jpeg_compression']
@@ -122,23 +130,12 @@ def test_ladder_recipes_cover_every_family_jpeg_most():
     assert counts['jpeg_compression'] > 1.5 * np.mean(others)
 
 
-def _drawn_families(dataset, draws=2000):
-    """How often each family is the one a ladder varies, over ``draws`` groups."""
-    rng = np.random.default_rng(0)
-    counts = {family: 0 for family in FAMILIES}
-    for _ in range(draws):
-        recipes = dataset.recipes(rng)
-        (family, ) = [f for f in recipes[-1] if recipes[-1][f] != recipes[0].get(f)]
-        counts[family] += 1
-    return counts
-
-
 def test_ladder_family_weights_override_the_defaults():
     photo = make_image(200, 200, seed=1)
     dataset = SyntheticLadderDataset([photo], length=1, crop_size=(64, 64), scales=(1.0,),
                                      family_weights={'jpeg_compression': 0.0,
                                                      'motion_blur': 4.0})
-    counts = _drawn_families(dataset)
+    _, counts = _drawn_ladders(dataset)
     assert counts['jpeg_compression'] == 0
     others = [c for f, c in counts.items() if f not in ('jpeg_compression', 'motion_blur')]
     # motion blur 4 of 11 weights (expected 727 of 2000), each other family 1 of 11 (182)
