@@ -23,7 +23,8 @@ from PIL import Image
 from conftest import make_image
 from modelscope_iqa.errors import InputError, OutputError
 from modelscope_iqa.preprocessors import decode
-from modelscope_iqa.preprocessors.decoding import URL_MAX_BYTES_ENV, URL_TIMEOUT_ENV
+from modelscope_iqa.preprocessors.decoding import (URL_MAX_BYTES_ENV, URL_TIMEOUT_ENV,
+                                                  _deadline_error, _download)
 from modelscope_iqa.scoring import score_files
 from modelscope_iqa.scoring.video import sample_frames
 
@@ -326,6 +327,18 @@ def test_bad_servers_are_bounded_input_errors_naming_the_url(handler, message, a
         elapsed = time.monotonic() - start
     assert str(raised.value).startswith(repr(url)) and message in str(raised.value)
     assert elapsed < at_most_s
+
+
+def test_a_socket_timeout_reads_like_the_deadline_it_races():
+    # The download thread's socket timeout and the caller's deadline are the same number
+    # of seconds; whichever fires first, the user reads the same message. Here the
+    # thread runs alone, so its socket timeout is the one that fires.
+    outcome = {}
+    with _serving(_Hangs) as url:
+        _download(url, 2**20, outcome, threading.Event(), timeout=0.5)
+    assert 'data' not in outcome
+    assert str(outcome['error']) == str(_deadline_error(url, 0.5))
+    assert 'no complete answer within 0.5 s' in str(outcome['error'])
 
 
 # --- a long run, and files that vanish or change under it --------------------------

@@ -114,6 +114,13 @@ def url_limits() -> Tuple[float, int]:
     return timeout, max_bytes
 
 
+def _deadline_error(url: str, timeout: float) -> UnreadableImageError:
+    """The error for a server that gave no complete answer in time, whichever clock saw
+    it first: the deadline in :func:`_fetch_url` or the socket's own timeout."""
+    return UnreadableImageError(f'{url!r}: no complete answer within {timeout:g} s '
+                                f'(the limit; {URL_TIMEOUT_ENV} sets it)')
+
+
 def _download(url: str, max_bytes: int, outcome: dict, cancelled: threading.Event,
               timeout: float) -> None:
     """Fetch ``url`` into ``outcome['data']`` (or ``outcome['error']``), reading in
@@ -138,8 +145,13 @@ def _download(url: str, max_bytes: int, outcome: dict, cancelled: threading.Even
                         f'of {max_bytes} ({URL_MAX_BYTES_ENV})')
     except UnreadableImageError as exc:
         outcome['error'] = exc
+    except TimeoutError:
+        outcome['error'] = _deadline_error(url, timeout)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        outcome['error'] = UnreadableImageError(f'{url!r}: cannot fetch URL ({exc})')
+        if isinstance(getattr(exc, 'reason', None), TimeoutError):  # connect timed out
+            outcome['error'] = _deadline_error(url, timeout)
+        else:
+            outcome['error'] = UnreadableImageError(f'{url!r}: cannot fetch URL ({exc})')
 
 
 def _fetch_url(url: str) -> io.BytesIO:
@@ -155,8 +167,7 @@ def _fetch_url(url: str) -> io.BytesIO:
     worker.join(timeout)
     if worker.is_alive():
         cancelled.set()  # it stops at its next chunk, or when its socket times out
-        raise UnreadableImageError(f'{url!r}: no complete answer within {timeout:g} s '
-                                   f'(the limit; {URL_TIMEOUT_ENV} sets it)')
+        raise _deadline_error(url, timeout)
     if 'error' in outcome:
         raise outcome['error']
     return io.BytesIO(outcome['data'])
