@@ -346,9 +346,10 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
              device: Optional[str] = None, stage: str = 'finetune') -> None:
     """Stage 2 (and, through :func:`refine`, stage 3): from ``init`` (by default the
     stage-1 weights) in float16, ladders of every family (``FINETUNING``'s data options;
-    loss, optimiser, batch and epochs from configuration.json, with ``overrides``). ``device`` is ModelScope's ('cpu', 'gpu',
-    'cuda:0'; by default a GPU when there is one). Without the held-out set (WORK/valset)
-    it trains without the per-epoch evaluation. Trains in WORK/``stage`` (the weights in
+    loss, optimiser, batch and epochs from configuration.json, with ``overrides``).
+    ``device`` is ModelScope's ('cpu', 'gpu', 'cuda:0'; by default a GPU when there is
+    one). Without the held-out set (WORK/valset) it trains without the per-epoch
+    evaluation. Trains in WORK/``stage`` (the weights in
     its output folder); its record.json says where it ran and how long."""
     from modelscope.trainers import build_trainer
 
