@@ -137,6 +137,10 @@ FINETUNING = {
     # How often each family is drawn where it differs from the ladders' FAMILY_WEIGHTS
     # (JPEG twice as often as the others).
     'family_weights': {},
+    # The crop's offset from the JPEG grid is drawn within this many pixels. Stages 2
+    # and 3 drew it within 8, which leaves half of the 16x16 colour grid's vertical
+    # offsets unseen (SyntheticLadderDataset's grid_period); kept here as they ran.
+    'grid_period': 8,
 }
 
 # Stage 3 (run 9 of that doc): stage 2 continued on the 2-core CPU for 40 minutes (57,600
@@ -375,7 +379,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         crop_size=settings['crop_size'], rungs=settings['rungs'], seed=seed,
         scales=settings['scales'], mixture_share=settings['mixture_share'],
         unanchored_families=settings['unanchored_families'],
-        family_weights=settings['family_weights'])
+        family_weights=settings['family_weights'], grid_period=settings['grid_period'])
     evaluate = (work_dir / 'valset' / 'valset.csv').is_file()
     eval_dataset = modelscope_iqa.ImageQualityAssessmentMosDataset(
         _epoch_eval_rows(_read_rows(work_dir))) if evaluate else None

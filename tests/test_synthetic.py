@@ -6,7 +6,7 @@ import torch
 from modelscope_iqa.synthetic import (FAMILIES, MAX_SEVERITY, SyntheticDistortionDataset,
                                       SyntheticLadderDataset, dead_leaves, degrade,
                                       quality_target, sample_severities, scene_key)
-from modelscope_iqa.synthetic import distortions
+from modelscope_iqa.synthetic import distortions, ladders
 from modelscope_iqa.synthetic.distortions import AVERAGE_KEY, PRISTINE_QUALITY
 from modelscope_iqa.synthetic.ladders import FAMILY_CLASSES, MIXED_VIEW
 
@@ -185,6 +185,35 @@ def test_ladder_views_are_flagged_for_the_anchor_unless_they_carry_an_unanchored
     with pytest.raises(ValueError, match='unknown families'):
         SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
                                crop_size=(64, 64), unanchored_families=('jpeg',))
+
+
+def _grid_offsets_seen(monkeypatch, axis, **options):
+    """The offsets (mod 16) from the degraded window's corner, where the JPEG grid starts,
+    at which the views' first pixel lies along ``axis`` (0: rows, 1: columns)."""
+    def stamp(window, recipe, rng, scene):
+        # Every pixel's position along the axis, mod 16, instead of the degraded image.
+        position = np.indices(window.shape[:2])[axis] % 16 * 16
+        return np.repeat(position[:, :, None], 3, axis=2).astype(np.uint8)
+
+    monkeypatch.setattr(ladders, 'degrade', stamp)
+    dataset = SyntheticLadderDataset([make_image(200, 300, seed=1)], length=300,
+                                     crop_size=(64, 64), scales=(1.0, ), **options)
+    return {round(float(dataset[i]['input'][0, 0, 0, 0]) * 255 / 16)
+            for i in range(len(dataset))}
+
+
+def test_ladder_views_start_at_every_offset_of_the_jpeg_colour_grid(monkeypatch):
+    """With 4:2:0 chroma subsampling JPEG's grid repeats every 16 pixels, and where a view
+    starts on it decides what the network sees of the blocking: every offset is trained."""
+    for axis in (0, 1):
+        assert _grid_offsets_seen(monkeypatch, axis) == set(range(16)), axis
+    # As stages 2 and 3 of the shipped model drew it: half the row offsets never, among
+    # them 4, where the centre crop of a 1080x1920 photo starts (row 180).
+    rows = _grid_offsets_seen(monkeypatch, 0, grid_period=8)
+    assert rows == {0, *range(9, 16)}
+    with pytest.raises(ValueError, match='grid_period'):
+        SyntheticLadderDataset([make_image(200, 300, seed=1)], length=1,
+                               crop_size=(64, 64), grid_period=0)
 
 
 def test_ladder_photos_are_used_downscaled_never_upscaled():

@@ -23,11 +23,13 @@ from ..preprocessors.scale import crop_to_float
 from .dataset import DEGRADE_MARGIN, detail
 from .distortions import FAMILIES, degrade, quality_target, scene_key
 
-# JPEG's 8x8 grid: the crop starts at a random phase of it, as an arbitrary crop of a
-# compressed photo does.
-JPEG_BLOCK = 8
-# Around a crop while degrading: room for blur kernels and for the grid phase.
-WINDOW_PAD = DEGRADE_MARGIN + JPEG_BLOCK
+# JPEG codes luma in 8x8 blocks and, with 4:2:0 chroma subsampling (PIL's default, as
+# most cameras'), colour in 16x16 macroblocks: the crop starts at a random offset of that
+# 16-pixel grid in each axis, as an arbitrary crop of a compressed photo does. An offset
+# drawn within 8 pixels (stages 2 and 3 of the shipped model) leaves half of the colour
+# grid's vertical phases unseen, and the centre crop of a 1080x1920 photo starts at one
+# of them (row 180 = 4 mod 16): there, strong JPEG scored as well as clean.
+JPEG_MACROBLOCK = 16
 SEVERITY_BANDS = ((0.5, 1.5), (1.5, 2.75), (2.75, 4.0))
 FAMILY_WEIGHTS: Mapping[str, float] = {
     family: 2.0 if family == 'jpeg_compression' else 1.0 for family in FAMILIES}
@@ -73,6 +75,9 @@ class SyntheticLadderDataset(TorchCustomDataset):
             fine-tuning is to change (the other views are held to the anchor network).
         family_weights: how often a family is drawn, relative to the others, where it
             differs from ``FAMILY_WEIGHTS``.
+        grid_period: the crop's offset from the window's corner, where the JPEG grid
+            starts, is drawn from this many pixels in each axis: ``JPEG_MACROBLOCK``,
+            or 8 as stages 2 and 3 of the shipped model drew it.
         preprocess_config: the preprocessing options; None takes the package defaults.
     """
 
@@ -87,6 +92,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  windows: int = 2,
                  unanchored_families: Sequence[str] = (),
                  family_weights: Optional[Mapping[str, float]] = None,
+                 grid_period: int = JPEG_MACROBLOCK,
                  preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
@@ -103,7 +109,12 @@ class SyntheticLadderDataset(TorchCustomDataset):
         if unknown:
             raise ValueError(f'unknown families {sorted(unknown)}; known: {sorted(FAMILIES)}')
         self.unanchored_families = frozenset(unanchored_families)
-        need = max(self.crop_size) + 2 * WINDOW_PAD
+        if grid_period < 1:
+            raise ValueError(f'grid_period must be >= 1, got {grid_period}')
+        self.grid_period = int(grid_period)
+        # Around a crop while degrading: room for blur kernels and for the grid offset.
+        self.window_pad = DEGRADE_MARGIN + self.grid_period
+        need = max(self.crop_size) + 2 * self.window_pad
         # (image, portrait, key of the whole image)
         self.images: List[Tuple[np.ndarray, bool, float]] = []
         for photo in photos:
@@ -127,11 +138,11 @@ class SyntheticLadderDataset(TorchCustomDataset):
         return self.length
 
     def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool, float]:
-        """A random window of a random image: the crop with a ``WINDOW_PAD`` margin on
+        """A random window of a random image: the crop with a ``window_pad`` margin on
         every side, whether the image is portrait, and the image's key."""
         image, portrait, key = self.images[int(rng.integers(len(self.images)))]
         crop_h, crop_w = oriented(self.crop_size, portrait)
-        span_h, span_w = crop_h + 2 * WINDOW_PAD, crop_w + 2 * WINDOW_PAD
+        span_h, span_w = crop_h + 2 * self.window_pad, crop_w + 2 * self.window_pad
         height, width = image.shape[:2]
         candidates = []
         for _ in range(self.windows):
@@ -155,8 +166,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
         window, portrait, key = self._window(rng)
         crop_h, crop_w = oriented(self.crop_size, portrait)
-        top = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
-        left = WINDOW_PAD - int(rng.integers(JPEG_BLOCK))
+        top = self.window_pad - int(rng.integers(self.grid_period))
+        left = self.window_pad - int(rng.integers(self.grid_period))
         flip = bool(rng.integers(2))
         views, targets, anchor, classes = [], [], [], []
         for recipe in self.recipes(rng):
