@@ -1,0 +1,95 @@
+"""Does a model see strong JPEG wherever the compression grid falls on the frame it scores?
+
+JPEG codes 8x8 blocks of luma and, with 4:2:0 chroma subsampling, 16x16 macroblocks of
+colour, counted from the compressed image's top-left corner. Where the pipeline's centre
+crop starts on that grid depends on the image's size (a 1080x1920 photo: row 180, 4 mod
+16). This script keeps the scored frame fixed, the centre crop of each photo, and moves
+the grid: the photo is compressed from ``dy`` rows above and ``dx`` columns left of the
+crop (``dy`` in 0-15 with ``dx`` = 0, then ``dx`` in 0-15 with ``dy`` = 0, even offsets),
+at JPEG severities 3 and 4 (quality 12 and 5). Prints, per model, photo set and offset:
+the mean score at each severity and the share of photos ordered pristine > severity 3 >
+severity 4.
+
+    python scripts/diagnose_jpeg_grid.py WORK_DIR MODEL_DIR [MODEL_DIR ...]
+
+WORK_DIR is a build work folder (``pristine/train`` and ``pristine/holdout`` PNGs,
+written by ``build_default_model.py photos``); photos not at the working size exactly
+(smaller ones, which the pipeline upscales) are skipped.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from modelscope_iqa.hub import open_model_folder
+from modelscope_iqa.pipelines import load_model
+from modelscope_iqa.preprocessors import Pixels, network_crop
+from modelscope_iqa.preprocessors.crop import centre_offsets, is_portrait, oriented
+from modelscope_iqa.synthetic.distortions import jpeg_compression
+from modelscope_iqa.synthetic.ladders import JPEG_MACROBLOCK
+
+SEVERITIES = (3, 4)
+OFFSETS = tuple(range(0, JPEG_MACROBLOCK, 2))
+SEED = 0
+
+
+def grid_offsets():
+    """(dy, dx) pairs: rows then columns, the other axis at 0."""
+    return [(dy, 0) for dy in OFFSETS] + [(0, dx) for dx in OFFSETS if dx]
+
+
+def compressed_from(rgb: np.ndarray, top: int, left: int, severity: float) -> np.ndarray:
+    """``rgb`` with everything from (top, left) on JPEG-compressed (the grid starting
+    there) and the rows and columns before it left as they are."""
+    out = rgb.copy()
+    rng = np.random.default_rng(SEED)
+    out[top:, left:] = jpeg_compression(np.ascontiguousarray(rgb[top:, left:]), severity, rng)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('work_dir', type=Path)
+    parser.add_argument('models', nargs='+')
+    parser.add_argument('--train-photos', type=int, default=10,
+                        help='training photos used (the first N by name at the working size)')
+    args = parser.parse_args(argv)
+    for model_dir in args.models:
+        folder = open_model_folder(model_dir)
+        config = folder.preprocess_config
+        network = load_model(folder).inference_network('fp32', 'cpu', config)
+        print(f'\n{model_dir}')
+        print(f'{"photos":8} {"dy":>3} {"dx":>3} {"pristine":>8} '
+              + ' '.join(f'{"sev " + str(s):>7}' for s in SEVERITIES) + f' {"ordered":>8} n')
+        for set_name in ('train', 'holdout'):
+            photos = []
+            for path in sorted((args.work_dir / 'pristine' / set_name).glob('*.png')):
+                rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+                portrait = is_portrait(*rgb.shape[:2], config)
+                if rgb.shape[:2] == oriented(config.resize_size, portrait) and not portrait:
+                    photos.append(rgb)
+            if set_name == 'train':
+                photos = photos[:args.train_photos]
+            scores = np.zeros((len(grid_offsets()), len(photos), 1 + len(SEVERITIES)))
+            for p, rgb in enumerate(photos):
+                top, left = centre_offsets(rgb.shape, config.crop_size)
+                for o, (dy, dx) in enumerate(grid_offsets()):
+                    frames = [rgb] + [compressed_from(rgb, top - dy, left - dx, s)
+                                      for s in SEVERITIES]
+                    crops = np.stack([network_crop(Pixels(f, 'RGB'), config) for f in frames])
+                    scores[o, p] = network(torch.from_numpy(crops)).numpy().ravel()
+            for o, (dy, dx) in enumerate(grid_offsets()):
+                block = scores[o]
+                ordered = (np.diff(block, axis=1) < 0).all(axis=1).mean()
+                print(f'{set_name:8} {dy:3d} {dx:3d} {block[:, 0].mean():8.3f} '
+                      + ' '.join(f'{v:7.3f}' for v in block[:, 1:].mean(axis=0))
+                      + f' {ordered:8.0%} {len(photos)}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
