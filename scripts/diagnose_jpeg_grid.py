@@ -24,21 +24,19 @@ import cv2
 import numpy as np
 import torch
 
+from modelscope_iqa.config import PreprocessConfig
 from modelscope_iqa.hub import open_model_folder
 from modelscope_iqa.pipelines import load_model
 from modelscope_iqa.preprocessors import Pixels, network_crop
-from modelscope_iqa.preprocessors.crop import centre_offsets, is_portrait, oriented
+from modelscope_iqa.preprocessors.crop import centre_offsets
 from modelscope_iqa.synthetic.distortions import jpeg_compression
 from modelscope_iqa.synthetic.ladders import JPEG_MACROBLOCK
 
 SEVERITIES = (3, 4)
 OFFSETS = tuple(range(0, JPEG_MACROBLOCK, 2))
+# (dy, dx) pairs: rows, then columns, the other axis at 0.
+GRID_OFFSETS = [(dy, 0) for dy in OFFSETS] + [(0, dx) for dx in OFFSETS if dx]
 SEED = 0
-
-
-def grid_offsets():
-    """(dy, dx) pairs: rows then columns, the other axis at 0."""
-    return [(dy, 0) for dy in OFFSETS] + [(0, dx) for dx in OFFSETS if dx]
 
 
 def compressed_from(rgb: np.ndarray, top: int, left: int, severity: float) -> np.ndarray:
@@ -50,6 +48,17 @@ def compressed_from(rgb: np.ndarray, top: int, left: int, severity: float) -> np
     return out
 
 
+def working_size_photos(work_dir: Path, set_name: str, config: PreprocessConfig) -> list:
+    """The RGB photos of WORK/pristine/``set_name`` that are landscape at exactly the
+    working size (so the pipeline does not resize them)."""
+    photos = []
+    for path in sorted((work_dir / 'pristine' / set_name).glob('*.png')):
+        rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        if rgb.shape[:2] == tuple(config.resize_size):
+            photos.append(rgb)
+    return photos
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,31 +67,34 @@ def main(argv=None) -> int:
     parser.add_argument('--train-photos', type=int, default=10,
                         help='training photos used (the first N by name at the working size)')
     args = parser.parse_args(argv)
+    # The photo sets, read once per working size (models normally share one).
+    photo_sets = {}
     for model_dir in args.models:
         folder = open_model_folder(model_dir)
         config = folder.preprocess_config
         network = load_model(folder).inference_network('fp32', 'cpu', config)
+        if config.resize_size not in photo_sets:
+            photo_sets[config.resize_size] = {
+                'train': working_size_photos(args.work_dir, 'train', config)[:args.train_photos],
+                'holdout': working_size_photos(args.work_dir, 'holdout', config)}
+
+        def score(frames):
+            crops = np.stack([network_crop(Pixels(f, 'RGB'), config) for f in frames])
+            return network(torch.from_numpy(crops)).numpy().ravel()
+
         print(f'\n{model_dir}')
         print(f'{"photos":8} {"dy":>3} {"dx":>3} {"pristine":>8} '
               + ' '.join(f'{"sev " + str(s):>7}' for s in SEVERITIES) + f' {"ordered":>8} n')
-        for set_name in ('train', 'holdout'):
-            photos = []
-            for path in sorted((args.work_dir / 'pristine' / set_name).glob('*.png')):
-                rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-                portrait = is_portrait(*rgb.shape[:2], config)
-                if rgb.shape[:2] == oriented(config.resize_size, portrait) and not portrait:
-                    photos.append(rgb)
-            if set_name == 'train':
-                photos = photos[:args.train_photos]
-            scores = np.zeros((len(grid_offsets()), len(photos), 1 + len(SEVERITIES)))
+        for set_name, photos in photo_sets[config.resize_size].items():
+            scores = np.zeros((len(GRID_OFFSETS), len(photos), 1 + len(SEVERITIES)))
             for p, rgb in enumerate(photos):
                 top, left = centre_offsets(rgb.shape, config.crop_size)
-                for o, (dy, dx) in enumerate(grid_offsets()):
-                    frames = [rgb] + [compressed_from(rgb, top - dy, left - dx, s)
-                                      for s in SEVERITIES]
-                    crops = np.stack([network_crop(Pixels(f, 'RGB'), config) for f in frames])
-                    scores[o, p] = network(torch.from_numpy(crops)).numpy().ravel()
-            for o, (dy, dx) in enumerate(grid_offsets()):
+                # The clean frame does not depend on the offset: scored once.
+                scores[:, p, 0] = score([rgb])[0]
+                for o, (dy, dx) in enumerate(GRID_OFFSETS):
+                    scores[o, p, 1:] = score([compressed_from(rgb, top - dy, left - dx, s)
+                                              for s in SEVERITIES])
+            for o, (dy, dx) in enumerate(GRID_OFFSETS):
                 block = scores[o]
                 ordered = (np.diff(block, axis=1) < 0).all(axis=1).mean()
                 print(f'{set_name:8} {dy:3d} {dx:3d} {block[:, 0].mean():8.3f} '

@@ -190,15 +190,17 @@ def test_ladder_views_are_flagged_for_the_anchor_unless_they_carry_an_unanchored
 def _grid_offsets_seen(monkeypatch, axis, **options):
     """The offsets (mod 16) from the degraded window's corner, where the JPEG grid starts,
     at which the views' first pixel lies along ``axis`` (0: rows, 1: columns)."""
+    period = ladders.JPEG_MACROBLOCK
+
     def stamp(window, recipe, rng, scene):
         # Every pixel's position along the axis, mod 16, instead of the degraded image.
-        position = np.indices(window.shape[:2])[axis] % 16 * 16
+        position = np.indices(window.shape[:2])[axis] % period * (256 // period)
         return np.repeat(position[:, :, None], 3, axis=2).astype(np.uint8)
 
     monkeypatch.setattr(ladders, 'degrade', stamp)
     dataset = SyntheticLadderDataset([make_image(200, 300, seed=1)], length=300,
                                      crop_size=(64, 64), scales=(1.0, ), **options)
-    return {round(float(dataset[i]['input'][0, 0, 0, 0]) * 255 / 16)
+    return {round(float(dataset[i]['input'][0, 0, 0, 0]) * 255 / (256 // period))
             for i in range(len(dataset))}
 
 
