@@ -4,12 +4,13 @@ Steps (each can be run alone; ``all`` runs them all in this order: the shipped m
 
   photos    apt-get download + dpkg -x the Debian wallpaper packages
             (plasma-workspace-wallpapers, mate-backgrounds, gnome-backgrounds, lxqt-themes,
-            lomiri-wallpapers-16.04, lomiri-wallpapers-20.04),
+            lomiri-wallpapers-16.04, lomiri-wallpapers-20.04, enlightenment-data),
             pick the photographs named below, bring each to the model's working scale
             (1080x1920; smaller photos stay as they are), split them by whole photo into
-            train and holdout, and draw dead-leaves charts for training.
-  valset    degrade every holdout photo by each distortion family at severities 1-4
-            (plus the pristine photo) and write the images and a CSV with their targets.
+            train, holdout and audit, and draw dead-leaves charts for training.
+  valset    degrade every holdout photo (WORK/valset) and every audit photo
+            (WORK/auditset) by each distortion family at severities 1-4 (plus the
+            pristine photo) and write the images and a CSV with their targets.
   train     stage 1: from a seeded random initialisation, ModelScope's trainer
             on random degraded crops of the stage-1 photos (modelscope_iqa.synthetic);
             configuration.json's recipe with TRAINING's differences below.
@@ -25,10 +26,11 @@ Steps (each can be run alone; ``all`` runs them all in this order: the shipped m
   calibrate fit sigmoid(a * logit + b) so that each severity's mean score on degraded
             train photos is its target, fold it into the head's last layer of the
             stage-3 weights -> WORK/model.
-  brisque   score the holdout set with BRISQUE (cached; needs `pip install .[train]`).
-  report    score the holdout set with WORK/model and with BRISQUE: SRCC of score vs
+  brisque   score both held-out sets with BRISQUE (cached; needs `pip install .[train]`).
+  report    score each held-out set with WORK/model and with BRISQUE: SRCC of score vs
             severity per (photo, family), scores by severity, cross-photo pairs
-            (modelscope_iqa.metrics.severity); report.json, report.md, report.png.
+            (modelscope_iqa.metrics.severity); report.json, report.md, report.png
+            (holdout), audit_report.* (audit).
   export    copy WORK/model's weights into modelscope_iqa/default_model/.
   golden    score the committed samples with the exported weights (exact mode) and write
             tests/golden/default_model_samples.json with the weights' SHA-256: the
@@ -49,6 +51,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -79,7 +82,8 @@ DATASET = DatasetConfig.from_mapping()
 IMAGE, MOS = DATASET.image_column, DATASET.mos_column
 
 DEBIAN_PACKAGES = ('plasma-workspace-wallpapers', 'mate-backgrounds', 'gnome-backgrounds',
-                   'lxqt-themes', 'lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04')
+                   'lxqt-themes', 'lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04',
+                   'enlightenment-data')
 # The photographs among the packages' wallpapers (the rest are drawings and patterns),
 # as paths under the extracted /usr/share; plasma wallpapers use their largest image.
 # gnome-backgrounds holds no photograph. lxqt-themes' wallpapers are LGPL-2.1+.
@@ -103,6 +107,16 @@ NATIVE_SCALE_PHOTOS = ['GreenMeadow']
 # two or more from each package that has photographs.
 HOLDOUT = ['Dune', 'Wood', 'ColorfulCups', 'EveningGlow', 'Path', 'flowers', 'Valendas',
            'aitzgorri', 'greentock']
+# The audit set: every photograph among enlightenment-data's backgrounds (© Carsten
+# Haitzler and contributors, BSD-2-clause; the drawings Dunes, Flat-Fan,
+# Flat-Stone-Pattern, Paper-Flower, Sunset-Hills and the Squiggles left out), chosen
+# before any model scored them. Held out from training like HOLDOUT, and also from
+# every choice between runs (recipes, family weights, which candidate ships), which the
+# holdout photos have made since run 2: it measures what those choices cannot have
+# tuned. Each .edj holds the photo as JPEGs at 13 sizes; the largest (3840x2160) is used.
+AUDIT_PHOTOS = ['Bamboo', 'Foggy-Trees', 'God-Rays', 'Green-Maple', 'Lichen-Branches',
+                'Mountain', 'Peaks', 'Red-Maple', 'Sea-of-Lanterns', 'Snow-Trees',
+                'Spruce-Needles', 'Sunset-Clouds', 'White-Flower', 'Yellow-Flower']
 # Stage 1 trained on the mate and plasma photos only.
 STAGE1_PHOTOS = sorted(set(MATE_PHOTOS + PLASMA_PHOTOS) - set(HOLDOUT))
 DEAD_LEAVES_CHARTS = 4
@@ -232,12 +246,40 @@ def fetch_photos(work_dir: Path, seed: int) -> None:
     out = work_dir / 'pristine'
     for name, path in sorted(sources.items()):
         split = 'holdout' if name in HOLDOUT else 'train'
-        target = out / split / f'{name}.png'
-        target.parent.mkdir(parents=True, exist_ok=True)
-        rgb = _working_scale(decode(path).rgb())
-        cv2.imwrite(str(target), rgb[:, :, ::-1])
-        LOG.info('%s -> %s %s', path.name, target, rgb.shape)
+        _write_pristine(out / split / f'{name}.png', decode(path).rgb(), path.name)
+    for name in AUDIT_PHOTOS:
+        path = share / 'enlightenment' / 'data' / 'backgrounds' / f'{name}.edj'
+        _write_pristine(out / 'audit' / f'{name}.png', largest_jpeg(path.read_bytes()),
+                        path.name)
     draw_charts(out / 'train', seed, range(DEAD_LEAVES_CHARTS))
+
+
+def _write_pristine(target: Path, rgb: np.ndarray, source: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rgb = _working_scale(rgb)
+    cv2.imwrite(str(target), rgb[:, :, ::-1])
+    LOG.info('%s -> %s %s', source, target, rgb.shape)
+
+
+def largest_jpeg(container: bytes) -> np.ndarray:
+    """The largest JPEG image inside a container file (an Edje .edj stores each image
+    as a JPEG stream among its other entries), as RGB: each JPEG start marker is decoded
+    up to its end marker, and what does not decode is skipped."""
+    view = np.frombuffer(container, np.uint8)
+    best = None
+    start = container.find(JPEG_START)
+    while start >= 0:
+        bgr = cv2.imdecode(view[start:], cv2.IMREAD_COLOR)
+        if bgr is not None and (best is None or bgr.size > best.size):
+            best = bgr
+        start = container.find(JPEG_START, start + 1)
+    if best is None:
+        raise ValueError('no JPEG image in the container')
+    return np.ascontiguousarray(best[:, :, ::-1])
+
+
+# A JPEG stream's start-of-image marker and the first byte of its next marker.
+JPEG_START = b'\xff\xd8\xff'
 
 
 def draw_charts(out_dir: Path, seed: int, indices) -> list:
@@ -287,11 +329,38 @@ def _views():
             yield family, severity, {family: float(severity)}
 
 
-def write_validation_set(work_dir: Path, seed: int) -> None:
-    out = work_dir / 'valset'
+@dataclass(frozen=True)
+class HeldOutSet:
+    """Photos held out from training (WORK/pristine/SPLIT), degraded (WORK/NAME, with
+    NAME.csv) and reported on (WORK/PREFIXreport.*, PREFIXscores.csv, PREFIXbrisque.json)."""
+    name: str
+    split: str
+    prefix: str
+    title: str
+
+    def csv(self, work_dir: Path) -> Path:
+        return work_dir / self.name / f'{self.name}.csv'
+
+    def output(self, work_dir: Path, file_name: str) -> Path:
+        return work_dir / f'{self.prefix}{file_name}'
+
+
+# The validation set (HOLDOUT: per-epoch evaluation, the report runs are chosen by) and
+# the audit set (AUDIT_PHOTOS: reported on, never chosen by).
+VALSET = HeldOutSet('valset', 'holdout', '', 'held-out photos')
+AUDITSET = HeldOutSet('auditset', 'audit', 'audit_', 'audit photos')
+HELD_OUT_SETS = (VALSET, AUDITSET)
+
+
+def write_validation_set(work_dir: Path, seed: int, held_out: HeldOutSet = VALSET) -> None:
+    out = work_dir / held_out.name
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for index, path in enumerate(sorted((work_dir / 'pristine' / 'holdout').glob('*.png'))):
+    photos = sorted((work_dir / 'pristine' / held_out.split).glob('*.png'))
+    if not photos:
+        raise FileNotFoundError(f'no {held_out.split} photos in {work_dir / "pristine"}: '
+                                'run the photos step first')
+    for index, path in enumerate(photos):
         rgb = cv2.imread(str(path))[:, :, ::-1]
         for family, severity, severities in _views():
             rng = np.random.default_rng([seed, index, severity, len(family)])
@@ -300,15 +369,15 @@ def write_validation_set(work_dir: Path, seed: int) -> None:
             cv2.imwrite(str(target), np.ascontiguousarray(image[:, :, ::-1]))
             rows.append({IMAGE: str(target), MOS: quality_target(severities) / DATASET.mos_scale,
                          'photo': path.stem, 'family': family, 'severity': severity})
-    with open(out / 'valset.csv', 'w', newline='') as f:
+    with open(held_out.csv(work_dir), 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator='\n')
         writer.writeheader()
         writer.writerows(rows)
-    LOG.info('%d validation images in %s', len(rows), out)
+    LOG.info('%d %s images in %s', len(rows), held_out.name, out)
 
 
-def _read_rows(work_dir: Path):
-    with open(work_dir / 'valset' / 'valset.csv', newline='') as f:
+def _read_rows(work_dir: Path, held_out: HeldOutSet = VALSET):
+    with open(held_out.csv(work_dir), newline='') as f:
         return list(csv.DictReader(f))
 
 
@@ -380,7 +449,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         scales=settings['scales'], mixture_share=settings['mixture_share'],
         unanchored_families=settings['unanchored_families'],
         family_weights=settings['family_weights'], grid_period=settings['grid_period'])
-    evaluate = (work_dir / 'valset' / 'valset.csv').is_file()
+    evaluate = VALSET.csv(work_dir).is_file()
     eval_dataset = modelscope_iqa.ImageQualityAssessmentMosDataset(
         _epoch_eval_rows(_read_rows(work_dir))) if evaluate else None
     if not evaluate:
@@ -553,11 +622,11 @@ def brisque_score(scorer, rgb: np.ndarray) -> float:
     return float(scorer.calculate_image_quality_score(flat))
 
 
-def brisque_baseline(work_dir: Path) -> list:
-    """BRISQUE of every validation image, cached in brisque.json (it does not depend on
-    the trained model, so it can run while training does)."""
-    cache = work_dir / 'brisque.json'
-    rows = _read_rows(work_dir)
+def brisque_baseline(work_dir: Path, held_out: HeldOutSet = VALSET) -> list:
+    """BRISQUE of every image of a held-out set, cached in PREFIXbrisque.json (it does
+    not depend on the trained model, so it can run while training does)."""
+    cache = held_out.output(work_dir, 'brisque.json')
+    rows = _read_rows(work_dir, held_out)
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if [c['image'] for c in cached] == [r[IMAGE] for r in rows]:
@@ -570,17 +639,17 @@ def brisque_baseline(work_dir: Path) -> list:
     return scores
 
 
-def report(work_dir: Path) -> dict:
-    """Score the held-out set with the candidate model (WORK/model) through our pipeline
-    in exact mode, and BRISQUE on the same images; write report.json, report.md and
-    scores.csv."""
+def report(work_dir: Path, held_out: HeldOutSet = VALSET) -> dict:
+    """Score a held-out set with the candidate model (WORK/model) through our pipeline
+    in exact mode, and BRISQUE on the same images; write PREFIXreport.json, .md, .png
+    and PREFIXscores.csv."""
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
     from modelscope_iqa.metrics import iqa_metrics
     from modelscope_iqa.metrics.severity import severity_report
 
     iqa = pipeline(Tasks.image_quality_assessment_mos, model=str(work_dir / 'model'))
-    rows = _read_rows(work_dir)
+    rows = _read_rows(work_dir, held_out)
     scores = [iqa(r[IMAGE])['score'] for r in rows]
     targets = [DATASET.target(r[MOS]) for r in rows]
 
@@ -591,7 +660,7 @@ def report(work_dir: Path) -> dict:
     result = {'images': len(rows), 'photos': sorted({r['photo'] for r in rows}),
               'model': {**measures(scores), 'overall': iqa_metrics(scores, targets)}}
     try:
-        brisque = brisque_baseline(work_dir)
+        brisque = brisque_baseline(work_dir, held_out)
     except ImportError as exc:
         brisque = None
         result['brisque'] = f'not run: {exc}'
@@ -604,20 +673,21 @@ def report(work_dir: Path) -> dict:
     if calibration.is_file():
         result['calibration'] = json.loads(calibration.read_text())
     markdown = render_report(result)
-    (work_dir / 'report.json').write_text(json.dumps(result, indent=2))
-    (work_dir / 'report.md').write_text(markdown)
-    plot_report(rows, scores, result, work_dir / 'report.png')
-    with open(work_dir / 'scores.csv', 'w', newline='') as f:
+    held_out.output(work_dir, 'report.json').write_text(json.dumps(result, indent=2))
+    held_out.output(work_dir, 'report.md').write_text(markdown)
+    plot_report(rows, scores, result, held_out.output(work_dir, 'report.png'),
+                held_out.title)
+    with open(held_out.output(work_dir, 'scores.csv'), 'w', newline='') as f:
         writer = csv.writer(f, lineterminator='\n')
         writer.writerow(['image', 'photo', 'family', 'severity', 'target', 'score', 'brisque'])
         for r, s, t, b in zip(rows, scores, targets, brisque or [''] * len(rows)):
             writer.writerow([Path(r[IMAGE]).name, r['photo'], r['family'],
                              r['severity'], t, s, b])
-    LOG.info('report:\n%s', markdown)
+    LOG.info('report on the %s:\n%s', held_out.title, markdown)
     return result
 
 
-def plot_report(rows, scores, result: dict, path: Path) -> None:
+def plot_report(rows, scores, result: dict, path: Path, title: str = VALSET.title) -> None:
     """Two panels: SRCC per family (ours and BRISQUE), and every held-out score by
     severity, one colour per photo (do scores mean the same on every photo?)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -638,7 +708,7 @@ def plot_report(rows, scores, result: dict, path: Path) -> None:
     bars.set_ylim(min(0.0, bars.get_ylim()[0]), 1.05)
     bars.axhline(0, color='black', linewidth=0.5)
     bars.legend(loc='lower left', fontsize=8)
-    bars.set_title('Ranking of severities, per family (held-out photos)')
+    bars.set_title(f'Ranking of severities, per family ({title})')
     photos = sorted({r['photo'] for r in rows})
     rng = np.random.default_rng(0)
     for index, photo in enumerate(photos):
@@ -771,7 +841,8 @@ def main(argv=None) -> int:
         if step == 'photos':
             fetch_photos(args.work_dir, args.seed)
         elif step == 'valset':
-            write_validation_set(args.work_dir, args.seed)
+            for held_out in HELD_OUT_SETS:
+                write_validation_set(args.work_dir, args.seed, held_out)
         elif step == 'train':
             train(args.work_dir, args.seed, overrides)
         elif step == 'pack':
@@ -783,14 +854,26 @@ def main(argv=None) -> int:
         elif step == 'calibrate':
             calibrate(args.work_dir, args.seed)
         elif step == 'brisque':
-            brisque_baseline(args.work_dir)
+            for held_out in _present(args.work_dir):
+                brisque_baseline(args.work_dir, held_out)
         elif step == 'report':
-            report(args.work_dir)
+            for held_out in _present(args.work_dir):
+                report(args.work_dir, held_out)
         elif step == 'export':
             export(args.work_dir, args.export_dir)
         else:
             write_golden_scores(args.export_dir)
     return 0
+
+
+def _present(work_dir: Path):
+    """The held-out sets written in ``work_dir`` (a work folder from before the audit set
+    has the validation set only)."""
+    present = [h for h in HELD_OUT_SETS if h.csv(work_dir).is_file()]
+    for held_out in HELD_OUT_SETS:
+        if held_out not in present:
+            LOG.info('no %s in %s: run the valset step to write it', held_out.name, work_dir)
+    return present
 
 
 # In the order `all` runs them, which builds the shipped model: stage 1 (train, pack),

@@ -12,9 +12,10 @@ severity 4.
 
     python scripts/diagnose_jpeg_grid.py WORK_DIR MODEL_DIR [MODEL_DIR ...]
 
-WORK_DIR is a build work folder (``pristine/train`` and ``pristine/holdout`` PNGs,
-written by ``build_default_model.py photos``); photos not at the working size exactly
-(smaller ones, which the pipeline upscales) are skipped.
+WORK_DIR is a build work folder (``pristine/train``, ``pristine/holdout`` and
+``pristine/audit`` PNGs, written by ``build_default_model.py photos``; ``--sets`` picks
+among them); photos not at the working size exactly (smaller ones, which the pipeline
+upscales) are skipped.
 """
 import argparse
 import sys
@@ -37,6 +38,8 @@ OFFSETS = tuple(range(0, JPEG_MACROBLOCK, 2))
 # (dy, dx) pairs: rows, then columns, the other axis at 0.
 GRID_OFFSETS = [(dy, 0) for dy in OFFSETS] + [(0, dx) for dx in OFFSETS if dx]
 SEED = 0
+# The build's photo splits (WORK/pristine/NAME).
+PHOTO_SETS = ('train', 'holdout', 'audit')
 
 
 def compressed_from(rgb: np.ndarray, top: int, left: int, severity: float) -> np.ndarray:
@@ -66,6 +69,8 @@ def main(argv=None) -> int:
     parser.add_argument('models', nargs='+')
     parser.add_argument('--train-photos', type=int, default=10,
                         help='training photos used (the first N by name at the working size)')
+    parser.add_argument('--sets', nargs='+', choices=PHOTO_SETS, default=['train', 'holdout'],
+                        help='the photo sets to score (default: train holdout)')
     args = parser.parse_args(argv)
     # The photo sets, read once per working size (models normally share one).
     photo_sets = {}
@@ -74,9 +79,11 @@ def main(argv=None) -> int:
         config = folder.preprocess_config
         network = load_model(folder).inference_network('fp32', 'cpu', config)
         if config.resize_size not in photo_sets:
-            photo_sets[config.resize_size] = {
-                'train': working_size_photos(args.work_dir, 'train', config)[:args.train_photos],
-                'holdout': working_size_photos(args.work_dir, 'holdout', config)}
+            photos = {name: working_size_photos(args.work_dir, name, config)
+                      for name in args.sets}
+            if 'train' in photos:
+                photos['train'] = photos['train'][:args.train_photos]
+            photo_sets[config.resize_size] = photos
 
         def score(frames):
             crops = np.stack([network_crop(Pixels(f, 'RGB'), config) for f in frames])

@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,8 @@ def _build_script():
     spec = importlib.util.spec_from_file_location('build_default_model',
                                                   REPO / 'scripts' / 'build_default_model.py')
     build = importlib.util.module_from_spec(spec)
+    # Registered first, as an import would: its dataclasses look their module up.
+    sys.modules[spec.name] = build
     spec.loader.exec_module(build)
     return build
 
@@ -120,12 +123,52 @@ def test_calibration_matches_each_levels_mean_score_to_its_target():
         build.fit_level_calibration((-logits).tolist(), targets.tolist())
 
 
-def test_card_and_readme_show_the_committed_report():
-    """The held-out table in the README and the model card is the committed report
-    (docs/default_model_report.json, written by the build's `report` step), rendered."""
-    import json
+def test_largest_jpeg_finds_the_biggest_image_among_a_containers_entries():
+    """An Edje file (the audit photos' source) holds each image as JPEG streams at
+    several sizes among other binary entries: the largest decodable one comes back, as
+    RGB, whatever order the streams are in and whatever sits between them."""
+    import cv2
     build = _build_script()
-    result = json.loads((REPO / 'docs' / 'default_model_report.json').read_text())
+    rng = np.random.default_rng(0)
+    big = np.zeros((48, 80, 3), np.uint8)
+    big[:, :, 0] = 200  # red in RGB
+    small = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+
+    def jpeg(rgb):
+        return cv2.imencode('.jpg', rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+    junk = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+    # A false start marker whose stream does not decode is skipped.
+    container = junk + jpeg(small) + junk + build.JPEG_START + junk + jpeg(big) + junk
+    found = build.largest_jpeg(container)
+    assert found.shape == big.shape
+    assert np.abs(found.astype(int) - big).max() <= 3
+    with pytest.raises(ValueError, match='no JPEG'):
+        build.largest_jpeg(junk)
+
+
+def test_held_out_sets_are_disjoint_from_training_and_from_each_other():
+    build = _build_script()
+    training = set(build.MATE_PHOTOS + build.PLASMA_PHOTOS + build.LOMIRI_PHOTOS
+                   + [Path(name).stem for name in build.LXQT_PHOTOS]
+                   + build.NATIVE_SCALE_PHOTOS) - set(build.HOLDOUT)
+    audit = set(build.AUDIT_PHOTOS)
+    assert len(audit) == len(build.AUDIT_PHOTOS) >= 10
+    assert not audit & (training | set(build.HOLDOUT))
+    assert set(build.HOLDOUT) < set(build.MATE_PHOTOS + build.PLASMA_PHOTOS
+                                    + build.LOMIRI_PHOTOS
+                                    + [Path(n).stem for n in build.LXQT_PHOTOS])
+    files = {h.csv(Path('W')) for h in build.HELD_OUT_SETS}
+    files |= {h.output(Path('W'), 'report.json') for h in build.HELD_OUT_SETS}
+    assert len(files) == 2 * len(build.HELD_OUT_SETS)
+
+
+@pytest.mark.parametrize('report', ['default_model_report', 'default_model_audit_report'])
+def test_card_and_readme_show_the_committed_report(report):
+    """The held-out and audit tables in the README and the model card are the committed
+    reports (docs/REPORT.json, written by the build's `report` step), rendered."""
+    build = _build_script()
+    result = json.loads((REPO / 'docs' / f'{report}.json').read_text())
     rendered = build.render_report(result)
     assert '| jpeg compression |' in rendered
     for card in (REPO / 'README.md', REPO / 'modelscope_iqa' / 'default_model' / 'README.md'):
