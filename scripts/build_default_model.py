@@ -245,13 +245,13 @@ def fetch_photos(work_dir: Path, seed: int) -> None:
         sources[name], = (share / 'backgrounds').glob(f'{name}_by_*.jpg')
     out = work_dir / 'pristine'
     for name, path in sorted(sources.items()):
-        split = 'holdout' if name in HOLDOUT else 'train'
+        split = VALSET.split if name in HOLDOUT else TRAIN_SPLIT
         _write_pristine(out / split / f'{name}.png', decode(path).rgb(), path.name)
     for name in AUDIT_PHOTOS:
         path = share / 'enlightenment' / 'data' / 'backgrounds' / f'{name}.edj'
-        _write_pristine(out / 'audit' / f'{name}.png', largest_jpeg(path.read_bytes()),
-                        path.name)
-    draw_charts(out / 'train', seed, range(DEAD_LEAVES_CHARTS))
+        _write_pristine(out / AUDITSET.split / f'{name}.png',
+                        largest_jpeg(path.read_bytes()), path.name)
+    draw_charts(out / TRAIN_SPLIT, seed, range(DEAD_LEAVES_CHARTS))
 
 
 def _write_pristine(target: Path, rgb: np.ndarray, source: str) -> None:
@@ -259,6 +259,10 @@ def _write_pristine(target: Path, rgb: np.ndarray, source: str) -> None:
     rgb = _working_scale(rgb)
     cv2.imwrite(str(target), rgb[:, :, ::-1])
     LOG.info('%s -> %s %s', source, target, rgb.shape)
+
+
+# A JPEG stream's start-of-image marker and the first byte of its next marker.
+JPEG_START = b'\xff\xd8\xff'
 
 
 def largest_jpeg(container: bytes) -> np.ndarray:
@@ -276,10 +280,6 @@ def largest_jpeg(container: bytes) -> np.ndarray:
     if best is None:
         raise ValueError('no JPEG image in the container')
     return np.ascontiguousarray(best[:, :, ::-1])
-
-
-# A JPEG stream's start-of-image marker and the first byte of its next marker.
-JPEG_START = b'\xff\xd8\xff'
 
 
 def draw_charts(out_dir: Path, seed: int, indices) -> list:
@@ -348,6 +348,8 @@ class HeldOutSet:
 # The validation set (HOLDOUT: per-epoch evaluation, the report runs are chosen by) and
 # the audit set (AUDIT_PHOTOS: reported on, never chosen by).
 VALSET = HeldOutSet('valset', 'holdout', '', 'held-out photos')
+# The training photos' folder, WORK/pristine/TRAIN_SPLIT.
+TRAIN_SPLIT = 'train'
 AUDITSET = HeldOutSet('auditset', 'audit', 'audit_', 'audit photos')
 HELD_OUT_SETS = (VALSET, AUDITSET)
 
@@ -397,7 +399,7 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
         torch.manual_seed(seed)
         save_weights(IqaMosNet(), str(init_dir / WEIGHTS_FILE))
 
-    photos = [str(work_dir / 'pristine' / 'train' / f'{name}.png') for name in STAGE1_PHOTOS]
+    photos = [str(work_dir / 'pristine' / TRAIN_SPLIT / f'{name}.png') for name in STAGE1_PHOTOS]
     settings = {**TRAINING, **(overrides or {})}
     batch_size = default_configuration()['train']['dataloader']['batch_size_per_gpu']
     LOG.info('stage 1: %s, otherwise the model and train sections of %s', settings,
@@ -438,7 +440,7 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
 
     settings = {**FINETUNING, **(overrides or {})}
     LOG.info('%s settings: %s', stage, settings)
-    train_dir = work_dir / 'pristine' / 'train'
+    train_dir = work_dir / 'pristine' / TRAIN_SPLIT
     charts = draw_charts(train_dir, seed, range(settings['dead_leaves_charts']))
     photos = sorted([str(p) for p in train_dir.glob('*.png')
                      if not p.stem.startswith(CHART_STEM)] + [str(p) for p in charts])
@@ -505,7 +507,7 @@ def refine(work_dir: Path, seed: int, overrides=None, device: Optional[str] = No
 def _calibration_rows(work_dir: Path, seed: int):
     """Train photos (every other one), pristine and under each family at severities
     1-4, at full size: the calibration fit sees images as inference does."""
-    photos = [p for p in sorted((work_dir / 'pristine' / 'train').glob('*.png'))
+    photos = [p for p in sorted((work_dir / 'pristine' / TRAIN_SPLIT).glob('*.png'))
               if not p.stem.startswith(CHART_STEM)][::2]
     for index, path in enumerate(photos):
         rgb = cv2.imread(str(path))[:, :, ::-1]

@@ -1,4 +1,5 @@
 """The embedded default model, the repository as a model directory, and export."""
+import functools
 import hashlib
 import json
 import os
@@ -89,8 +90,9 @@ def test_export_refuses_an_incomplete_folder(tmp_path, our_model_dir):
         export_model_folder(str(tmp_path / 'out'), model_dir=str(source))
 
 
+@functools.lru_cache(maxsize=None)
 def _build_script():
-    """scripts/build_default_model.py as a module."""
+    """scripts/build_default_model.py as a module (loaded once)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location('build_default_model',
                                                   REPO / 'scripts' / 'build_default_model.py')
