@@ -23,9 +23,13 @@ Steps (each can be run alone; ``all`` runs them all in this order: the shipped m
             (--device); resumes from its last epoch checkpoint.
   refine    stage 3: stage 2 continued with the three families it ranked worst drawn
             more often, at a lower learning rate (REFINING below: run 9 of that doc).
+  regrid    stage 4: stage 3 continued with crops at every offset of JPEG's 16-pixel
+            colour grid, which stages 2 and 3 saw half of (REGRIDDING: run 13).
+  expose    stage 5: stage 4 continued with under-exposure and low light drawn more
+            often (EXPOSING: run 14).
   calibrate fit sigmoid(a * logit + b) so that each severity's mean score on degraded
             train photos is its target, fold it into the head's last layer of the
-            stage-3 weights -> WORK/model.
+            last stage's weights (LAST_STAGE) -> WORK/model.
   brisque   score both held-out sets with BRISQUE (cached; needs `pip install .[train]`).
   report    score each held-out set with WORK/model and with BRISQUE: SRCC of score vs
             severity per (photo, family), scores by severity, cross-photo pairs
@@ -75,6 +79,7 @@ from modelscope_iqa.preprocessors.crop import cover_size, oriented  # noqa: E402
 from modelscope_iqa.synthetic import (FAMILIES, SyntheticDistortionDataset,  # noqa: E402
                                       SyntheticLadderDataset, dead_leaves, degrade,
                                       quality_target)
+from modelscope_iqa.synthetic.ladders import JPEG_MACROBLOCK  # noqa: E402
 
 LOG = logging.getLogger('build_default_model')
 # The held-out set's CSV uses the package's dataset columns and MOS scale.
@@ -153,7 +158,8 @@ FINETUNING = {
     'family_weights': {},
     # The crop's offset from the JPEG grid is drawn within this many pixels. Stages 2
     # and 3 drew it within 8, which leaves half of the 16x16 colour grid's vertical
-    # offsets unseen (SyntheticLadderDataset's grid_period); kept here as they ran.
+    # offsets unseen (SyntheticLadderDataset's grid_period); kept here as they ran, and
+    # stage 4 (REGRIDDING) draws it over the whole grid.
     'grid_period': 8,
 }
 
@@ -168,8 +174,48 @@ REFINING = {
     'workers': 1,
     'family_weights': {'jpeg_compression': 4.0, 'over_exposure': 2.0, 'motion_blur': 2.0},
 }
+# Stage 4 (run 13 of that doc): stage 3 continued with the crop's offset drawn over the
+# whole 16-pixel JPEG colour grid, which stages 2 and 3 saw half of, for 2 epochs x 200
+# iterations (25,600 images; 2,438 s on a 2-core Intel Xeon), under-exposure also drawn
+# twice as often.
+REGRIDDING = {
+    **REFINING,
+    'epochs': 2,
+    'iters_per_epoch': 200,
+    'family_weights': {'jpeg_compression': 4.0, 'over_exposure': 2.0, 'motion_blur': 2.0,
+                       'under_exposure': 2.0},
+    'grid_period': JPEG_MACROBLOCK,
+}
+# Stage 5 (run 14 of that doc): stage 4 continued for 2 epochs x 100 iterations (12,800
+# images; 1,324 s on the 2-core Intel Xeon), under-exposure drawn 4 times and low light
+# twice as often as each unlisted family, JPEG 3 times: stage 4 set a bright photo
+# 2.7 stops under too close to the clean one.
+EXPOSING = {
+    **REGRIDDING,
+    'epochs': 2,
+    'iters_per_epoch': 100,
+    'family_weights': {'jpeg_compression': 3.0, 'under_exposure': 4.0, 'low_light': 2.0,
+                       'over_exposure': 2.0, 'motion_blur': 2.0},
+}
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """A training stage that continues the stage ``after`` from its weights
+    (WORK/AFTER/output), in WORK/STEP, with ``settings`` over ``FINETUNING``'s and its
+    ladders drawn with the build's seed + ``seed_offset`` (not an earlier stage's again)."""
+    step: str
+    after: str
+    seed_offset: int
+    settings: dict
+
+
+# Stages 3 and on, in order; the seed offsets are those the shipped stages ran with.
+CONTINUATIONS = (Continuation('refine', 'finetune', 1, REFINING),
+                 Continuation('regrid', 'refine', 3, REGRIDDING),
+                 Continuation('expose', 'regrid', 4, EXPOSING))
 # The stage whose weights calibrate folds the calibration into.
-LAST_STAGE = 'refine'
+LAST_STAGE = CONTINUATIONS[-1].step
 
 # Stage 1's data options and where its recipe differs from configuration.json (which
 # holds stage 2's): L1 alone, BatchNorm in training mode, 6 epochs.
@@ -419,7 +465,7 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
 
 def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None,
              device: Optional[str] = None, stage: str = 'finetune') -> None:
-    """Stage 2 (and, through :func:`refine`, stage 3): from ``init`` (by default the
+    """Stage 2 (and, through :func:`continue_training`, the later stages): from ``init`` (by default the
     stage-1 weights) in float16, ladders of every family (``FINETUNING``'s data options;
     loss, optimiser, batch and epochs from configuration.json, with ``overrides``).
     ``device`` is ModelScope's ('cpu', 'gpu', 'cuda:0'; by default a GPU when there is
@@ -496,12 +542,14 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
     LOG.info('%s done: %s', stage, record)
 
 
-def refine(work_dir: Path, seed: int, overrides=None, device: Optional[str] = None) -> None:
-    """Stage 3: stage 2 continued from its weights (WORK/finetune/output) with
-    ``REFINING``'s changes, in WORK/refine. Its ladders are drawn with ``seed + 1``, so
-    that they are not stage 2's first ones again."""
-    finetune(work_dir, seed + 1, init=work_dir / 'finetune' / 'output' / WEIGHTS_FILE,
-             overrides={**REFINING, **(overrides or {})}, device=device, stage='refine')
+def continue_training(work_dir: Path, seed: int, continuation: Continuation, overrides=None,
+                      device: Optional[str] = None) -> None:
+    """Stages 3 and on: ``continuation``'s stage, from the weights of the stage before it,
+    with its settings (and ``overrides``) over ``FINETUNING``'s."""
+    finetune(work_dir, seed + continuation.seed_offset,
+             init=work_dir / continuation.after / 'output' / WEIGHTS_FILE,
+             overrides={**continuation.settings, **(overrides or {})}, device=device,
+             stage=continuation.step)
 
 
 def _calibration_rows(work_dir: Path, seed: int):
@@ -851,8 +899,9 @@ def main(argv=None) -> int:
             pack(args.work_dir)
         elif step == 'finetune':
             finetune(args.work_dir, args.seed, args.init, overrides, args.device)
-        elif step == 'refine':
-            refine(args.work_dir, args.seed, overrides, args.device)
+        elif step in CONTINUATION_STEPS:
+            continue_training(args.work_dir, args.seed, CONTINUATION_STEPS[step], overrides,
+                              args.device)
         elif step == 'calibrate':
             calibrate(args.work_dir, args.seed)
         elif step == 'brisque':
@@ -878,11 +927,12 @@ def _present(work_dir: Path):
     return present
 
 
+CONTINUATION_STEPS = {c.step: c for c in CONTINUATIONS}
 # In the order `all` runs them, which builds the shipped model: stage 1 (train, pack),
-# stages 2 and 3 (finetune, refine), then calibrate, which replaces the candidate in
-# WORK/model.
-STEPS = ['photos', 'valset', 'train', 'pack', 'finetune', 'refine', 'calibrate', 'brisque',
-         'report', 'export', 'golden']
+# stage 2 (finetune), the continuations (refine, regrid, expose), then calibrate, which replaces
+# the candidate in WORK/model.
+STEPS = (['photos', 'valset', 'train', 'pack', 'finetune'] + list(CONTINUATION_STEPS)
+         + ['calibrate', 'brisque', 'report', 'export', 'golden'])
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -175,3 +175,26 @@ def test_card_and_readme_show_the_committed_report(report):
     assert '| jpeg compression |' in rendered
     for card in (REPO / 'README.md', REPO / 'modelscope_iqa' / 'default_model' / 'README.md'):
         assert rendered in card.read_text(), card
+
+
+def test_each_continuation_starts_from_the_stage_before_it(tmp_path, monkeypatch):
+    """`all` runs the training stages in order, each continuation from the weights of
+    the stage just before it, with its own seed offset and settings; a step's command-line
+    overrides win over the stage's settings."""
+    build = _build_script()
+    steps = build.STEPS
+    assert steps.index('calibrate') == steps.index(build.LAST_STAGE) + 1
+    for continuation in build.CONTINUATIONS:
+        assert steps[steps.index(continuation.step) - 1] == continuation.after
+    offsets = [c.seed_offset for c in build.CONTINUATIONS]
+    assert len(set(offsets)) == len(offsets) and min(offsets) > 0
+
+    calls = []
+    monkeypatch.setattr(build, 'finetune', lambda *args, **kwargs: calls.append((args, kwargs)))
+    last = build.CONTINUATIONS[-1]
+    build.main([last.step, '--work-dir', str(tmp_path), '--seed', '5', '--epochs', '1'])
+    (work_dir, seed), kwargs = calls[0]
+    assert (work_dir, seed) == (tmp_path, 5 + last.seed_offset)
+    assert kwargs['init'] == tmp_path / last.after / 'output' / build.WEIGHTS_FILE
+    assert kwargs['stage'] == last.step
+    assert kwargs['overrides'] == {**last.settings, 'epochs': 1}
