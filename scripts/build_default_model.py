@@ -201,21 +201,23 @@ EXPOSING = {
 
 @dataclass(frozen=True)
 class Continuation:
-    """A training stage that continues the stage ``after`` from its weights
-    (WORK/AFTER/output), in WORK/STEP, with ``settings`` over ``FINETUNING``'s and its
-    ladders drawn with the build's seed + ``seed_offset`` (not an earlier stage's again)."""
+    """A training stage that continues the stage before it (in ``TRAINING_STAGES``) from
+    its weights (WORK/PREVIOUS/output), in WORK/STEP, with ``settings`` over
+    ``FINETUNING``'s and its ladders drawn with the build's seed + ``seed_offset`` (not
+    an earlier stage's again)."""
     step: str
-    after: str
     seed_offset: int
     settings: dict
 
 
 # Stages 3 and on, in order; the seed offsets are those the shipped stages ran with.
-CONTINUATIONS = (Continuation('refine', 'finetune', 1, REFINING),
-                 Continuation('regrid', 'refine', 3, REGRIDDING),
-                 Continuation('expose', 'regrid', 4, EXPOSING))
+CONTINUATIONS = (Continuation('refine', 1, REFINING),
+                 Continuation('regrid', 3, REGRIDDING),
+                 Continuation('expose', 4, EXPOSING))
+# The ladder stages in the order they train, each from the weights of the one before.
+TRAINING_STAGES = ('finetune', ) + tuple(c.step for c in CONTINUATIONS)
 # The stage whose weights calibrate folds the calibration into.
-LAST_STAGE = CONTINUATIONS[-1].step
+LAST_STAGE = TRAINING_STAGES[-1]
 
 # Stage 1's data options and where its recipe differs from configuration.json (which
 # holds stage 2's): L1 alone, BatchNorm in training mode, 6 epochs.
@@ -465,13 +467,13 @@ def train(work_dir: Path, seed: int, overrides=None) -> None:
 
 def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=None,
              device: Optional[str] = None, stage: str = 'finetune') -> None:
-    """Stage 2 (and, through :func:`continue_training`, the later stages): from ``init`` (by default the
-    stage-1 weights) in float16, ladders of every family (``FINETUNING``'s data options;
-    loss, optimiser, batch and epochs from configuration.json, with ``overrides``).
-    ``device`` is ModelScope's ('cpu', 'gpu', 'cuda:0'; by default a GPU when there is
-    one). Without the held-out set (WORK/valset) it trains without the per-epoch
-    evaluation. Trains in WORK/``stage`` (the weights in
-    its output folder); its record.json says where it ran and how long."""
+    """Stage 2 (and, through :func:`continue_training`, the later stages): from ``init``
+    (by default the stage-1 weights) in float16, ladders of every family
+    (``FINETUNING``'s data options; loss, optimiser, batch and epochs from
+    configuration.json, with ``overrides``). ``device`` is ModelScope's ('cpu', 'gpu',
+    'cuda:0'; by default a GPU when there is one). Without the held-out set
+    (WORK/valset) it trains without the per-epoch evaluation. Trains in WORK/``stage``
+    (the weights in its output folder); its record.json says where it ran and how long."""
     from modelscope.trainers import build_trainer
 
     init = init or work_dir / 'train' / 'output_best' / WEIGHTS_FILE
@@ -546,8 +548,9 @@ def continue_training(work_dir: Path, seed: int, continuation: Continuation, ove
                       device: Optional[str] = None) -> None:
     """Stages 3 and on: ``continuation``'s stage, from the weights of the stage before it,
     with its settings (and ``overrides``) over ``FINETUNING``'s."""
+    previous = TRAINING_STAGES[TRAINING_STAGES.index(continuation.step) - 1]
     finetune(work_dir, seed + continuation.seed_offset,
-             init=work_dir / continuation.after / 'output' / WEIGHTS_FILE,
+             init=work_dir / previous / 'output' / WEIGHTS_FILE,
              overrides={**continuation.settings, **(overrides or {})}, device=device,
              stage=continuation.step)
 
@@ -929,9 +932,9 @@ def _present(work_dir: Path):
 
 CONTINUATION_STEPS = {c.step: c for c in CONTINUATIONS}
 # In the order `all` runs them, which builds the shipped model: stage 1 (train, pack),
-# stage 2 (finetune), the continuations (refine, regrid, expose), then calibrate, which replaces
-# the candidate in WORK/model.
-STEPS = (['photos', 'valset', 'train', 'pack', 'finetune'] + list(CONTINUATION_STEPS)
+# the ladder stages (finetune, then the continuations refine, regrid, expose), then
+# calibrate, which replaces the candidate in WORK/model.
+STEPS = (['photos', 'valset', 'train', 'pack'] + list(TRAINING_STAGES)
          + ['calibrate', 'brisque', 'report', 'export', 'golden'])
 
 if __name__ == '__main__':

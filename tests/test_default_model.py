@@ -184,8 +184,8 @@ def test_each_continuation_starts_from_the_stage_before_it(tmp_path, monkeypatch
     build = _build_script()
     steps = build.STEPS
     assert steps.index('calibrate') == steps.index(build.LAST_STAGE) + 1
-    for continuation in build.CONTINUATIONS:
-        assert steps[steps.index(continuation.step) - 1] == continuation.after
+    stages = steps[steps.index('finetune'):steps.index('calibrate')]
+    assert stages == ['finetune'] + [c.step for c in build.CONTINUATIONS]
     offsets = [c.seed_offset for c in build.CONTINUATIONS]
     assert len(set(offsets)) == len(offsets) and min(offsets) > 0
 
@@ -195,6 +195,6 @@ def test_each_continuation_starts_from_the_stage_before_it(tmp_path, monkeypatch
     build.main([last.step, '--work-dir', str(tmp_path), '--seed', '5', '--epochs', '1'])
     (work_dir, seed), kwargs = calls[0]
     assert (work_dir, seed) == (tmp_path, 5 + last.seed_offset)
-    assert kwargs['init'] == tmp_path / last.after / 'output' / build.WEIGHTS_FILE
+    assert kwargs['init'] == tmp_path / stages[-2] / 'output' / build.WEIGHTS_FILE
     assert kwargs['stage'] == last.step
     assert kwargs['overrides'] == {**last.settings, 'epochs': 1}
