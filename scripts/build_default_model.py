@@ -27,6 +27,10 @@ Steps (each can be run alone; ``all`` runs them all in this order: the shipped m
             colour grid, which stages 2 and 3 saw half of (REGRIDDING: run 13).
   expose    stage 5: stage 4 continued with under-exposure and low light drawn more
             often (EXPOSING: run 14).
+  extend    stage 6: stage 5 continued as long as stage 2 (486,400 views) with JPEG,
+            both exposure families, low light and motion blur drawn more often
+            (EXTENDING: run 17); on a GPU when there is one (hours on a CPU).
+  reexpose  stage 7: stage 6 continued with stage 5's settings (EXPOSING: run 18).
   calibrate fit sigmoid(a * logit + b) so that each severity's mean score on degraded
             train photos is its target, fold it into the head's last layer of the
             last stage's weights (LAST_STAGE) -> WORK/model.
@@ -198,6 +202,18 @@ EXPOSING = {
                        'over_exposure': 2.0, 'motion_blur': 2.0},
 }
 
+# Stage 6 (run 17 of that doc): stage 5 continued on one NVIDIA H200 for stage 2's length,
+# 8 epochs x 950 iterations of 16 ladders (486,400 images; 425 s with 7 data-loading
+# processes), JPEG and both exposure families drawn 3 times and low light and motion blur
+# twice as often as each other family, every offset of the JPEG grid, Adam lr 1e-4 cosine.
+EXTENDING = {
+    'epochs': 8,
+    'lr': 1e-4,
+    'family_weights': {'jpeg_compression': 3.0, 'under_exposure': 3.0, 'over_exposure': 3.0,
+                       'low_light': 2.0, 'motion_blur': 2.0},
+    'grid_period': JPEG_MACROBLOCK,
+}
+
 
 @dataclass(frozen=True)
 class Continuation:
@@ -213,7 +229,12 @@ class Continuation:
 # Stages 3 and on, in order; the seed offsets are those the shipped stages ran with.
 CONTINUATIONS = (Continuation('refine', 1, REFINING),
                  Continuation('regrid', 3, REGRIDDING),
-                 Continuation('expose', 4, EXPOSING))
+                 Continuation('expose', 4, EXPOSING),
+                 Continuation('extend', 6, EXTENDING),
+                 # Stage 7 (run 18 of that doc): stage 5's settings again, from stage 6,
+                 # on whose weights the under-exposed sample came within 0.091 of the
+                 # clean one (1,119 s on a 2-core Intel Xeon).
+                 Continuation('reexpose', 7, EXPOSING))
 # The ladder stages in the order they train, each from the weights of the one before.
 TRAINING_STAGES = ('finetune', ) + tuple(c.step for c in CONTINUATIONS)
 # The stage whose weights calibrate folds the calibration into.
@@ -932,8 +953,8 @@ def _present(work_dir: Path):
 
 CONTINUATION_STEPS = {c.step: c for c in CONTINUATIONS}
 # In the order `all` runs them, which builds the shipped model: stage 1 (train, pack),
-# the ladder stages (finetune, then the continuations refine, regrid, expose), then
-# calibrate, which replaces the candidate in WORK/model.
+# the ladder stages (finetune, then the continuations refine, regrid, expose, extend,
+# reexpose), then calibrate, which replaces the candidate in WORK/model.
 STEPS = (['photos', 'valset', 'train', 'pack'] + list(TRAINING_STAGES)
          + ['calibrate', 'brisque', 'report', 'export', 'golden'])
 
