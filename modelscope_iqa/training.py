@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from modelscope.metrics.prediction_saving_wrapper import PredictionSavingWrapper
 from modelscope.trainers.builder import TRAINERS
+from modelscope.trainers.hooks import Hook
+from modelscope.trainers.hooks.priority import Priority
 from modelscope.trainers.trainer import EpochBasedTrainer
 from modelscope.trainers.utils.inference import evaluate_batch, merge_metrics
 from modelscope.utils.constant import TrainerStages
@@ -38,12 +40,33 @@ def trainer_state_loading() -> Iterator[None]:
         yield
 
 
+class NextEpochAfterLoading(Hook):
+    """Resume an ``epoch_N.pth`` at the start of epoch N + 1, not at the end of epoch N.
+
+    ModelScope's CheckpointHook saves at the end of an epoch, before the trainer counts
+    the epoch done, so the file's counters say "epoch N, its last iteration". Resuming,
+    the trainer then re-enters epoch N: it draws (and skips) the whole epoch's batches,
+    and runs the end-of-epoch hooks a second time, which steps the learning-rate
+    schedule once more: every later epoch trains at the rate meant for the epoch after
+    it (with a cosine schedule over 8 epochs, epoch 7 at epoch 8's rate), and epoch N is
+    saved and evaluated again. Runs after the checkpoint is loaded (LoadCheckpointHook's
+    priority is HIGH) and moves the counters to the next epoch's start."""
+    PRIORITY = Priority.NORMAL
+
+    def before_run(self, trainer):
+        if trainer._inner_iter + 1 >= trainer.iters_per_epoch:
+            trainer._epoch += 1
+            trainer._inner_iter = 0
+
+
 def train(trainer, resume_from: Optional[str] = None) -> None:
     """``trainer.train()``, resuming from ``resume_from`` (an ``epoch_N.pth`` written
-    by the trainer's CheckpointHook: weights, optimizer, schedule and counters)."""
+    by the trainer's CheckpointHook: weights, optimizer, schedule and counters) at the
+    start of the next epoch, with the schedule where it stood."""
     if resume_from is None:
         trainer.train()
         return
+    trainer.register_hook(NextEpochAfterLoading())
     with trainer_state_loading():
         trainer.train(checkpoint_path=resume_from)
 

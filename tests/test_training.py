@@ -1,6 +1,7 @@
 """Fine-tuning through ModelScope's trainer: a real loss, hub-format checkpoints that
 ModelScope's own model loads, the best checkpoint by SRCC kept, and resumption."""
 import json
+import math
 import shutil
 
 import pytest
@@ -139,6 +140,33 @@ def test_training_resumes_from_its_last_checkpoint(trained, tiny_data, tmp_path)
     # Only the one remaining epoch runs.
     assert len(recorder.losses) == ITERS_PER_EPOCH
     assert resumed.epoch == EPOCHS + 1
+
+
+class LrRecorder(Hook):
+
+    def __init__(self):
+        self.rates = []
+
+    def before_train_iter(self, trainer):
+        self.rates.append(trainer.optimizer.param_groups[0]['lr'])
+
+
+def test_a_resumed_run_keeps_the_schedule_of_an_uninterrupted_one(trained, tiny_data,
+                                                                 tmp_path):
+    """Resumed from the checkpoint before the last epoch, with the same recipe, the last
+    epoch runs once, at the cosine schedule's rate for it (ModelScope alone re-enters the
+    finished epoch and steps the schedule a second time: the last epoch then ran at rate
+    0 and the finished one was saved again)."""
+    _, _, work_dir = trained
+    recorder = LrRecorder()
+    resumed = _trainer(work_dir / 'output', tiny_data, tmp_path / 'resumed', epochs=EPOCHS,
+                       callbacks=[recorder])
+    training.train(resumed, resume_from=str(work_dir / f'epoch_{EPOCHS - 1}.pth'))
+    last = EPOCHS - 1
+    rate = 1e-3 * (1 + math.cos(math.pi * last / EPOCHS)) / 2
+    assert recorder.rates == pytest.approx([rate] * ITERS_PER_EPOCH, rel=1e-9)
+    assert not (tmp_path / 'resumed' / f'epoch_{EPOCHS - 1}.pth').exists()
+    assert (tmp_path / 'resumed' / f'epoch_{EPOCHS}.pth').is_file()
 
 
 def test_resuming_without_the_helper_fails_as_documented(trained, tiny_data, tmp_path):
