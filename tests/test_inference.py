@@ -28,8 +28,8 @@ FAST_MIN_SRCC = 0.995
 # int8's error depends on the weights: the default models since issue 10's run 9 (calibrated
 # to use the score range, which stretches every difference about twice) are further from
 # exact in int8 than bf16 is (test_int8_stays_within_its_bound says how far); the one of
-# stage 7 (run 18) furthest, 0.094.
-INT8_MAX_DIFF = 0.10
+# stage 7 (run 18) recalibrated on the validation photos furthest, 0.130.
+INT8_MAX_DIFF = 0.14
 INT8_MIN_SRCC = 0.99
 BIG_JPEG_PEAK_MB = 250
 # How much further from float64 than ModelScope's network the exact mode may land on the
@@ -114,8 +114,10 @@ def test_int8_stays_within_its_bound(quality_range):
     """The calibration photo is the source of these images too. For the first default
     model the largest difference on 15 other photos (Debian wallpapers, not in the
     repository) measured 0.003; for run 8's 0.017 here; for run 9's 0.061 here, on
-    strong contrast loss, SRCC 0.995; for run 14's 0.059 there, SRCC 0.9965; for the
-    current one (run 18) 0.094 there, SRCC 0.991 (models/quantization.py says why)."""
+    strong contrast loss, SRCC 0.995; for run 14's 0.059 there, SRCC 0.9965; for run
+    18's 0.094 there, SRCC 0.991; for the current one (run 18 recalibrated on the
+    validation photos, a map 1.46 times steeper) 0.130, SRCC 0.991
+    (models/quantization.py says why)."""
     exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
     int8 = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
                     precision='int8')
