@@ -584,10 +584,9 @@ def _calibration_rows(work_dir: Path):
     targets. No stage trains on these photos: on its own training photos a network scores
     clean views higher than on new ones (run 18: 0.880 against 0.683), and a map fitted
     there leaves new photos short of the range."""
-    rows = _read_rows(work_dir, VALSET)
-    if not rows:
+    if not VALSET.csv(work_dir).is_file():
         raise FileNotFoundError(f'no validation set in {work_dir}: run the valset step first')
-    for row in rows:
+    for row in _read_rows(work_dir, VALSET):
         yield cv2.imread(row[IMAGE])[:, :, ::-1], DATASET.target(row[MOS])
 
 
@@ -640,7 +639,8 @@ def fit_level_calibration(logits, targets, keep_below=None):
     """``(a, b, record)``: ``sigmoid(a * logit + b)`` whose mean over the images of each
     target level is as close as it can be to that target (least squares over levels).
     ``keep_below=(top, others, margin)``: only maps that score every logit of ``others``
-    at least ``margin`` below ``top``; where the free fit breaks that, the best map that
+    at least ``margin`` below ``top`` (as a > 0, the highest of ``others`` decides);
+    where the free fit breaks that, the best map that
     keeps it, searched on a grid of ``a`` (steps of CALIBRATION_GRID[0]) and ``b``
     (steps of CALIBRATION_GRID[1]) and refined on a grid ten times finer."""
     z = torch.tensor(logits, dtype=torch.float64)
@@ -667,7 +667,7 @@ def fit_level_calibration(logits, targets, keep_below=None):
     if scale <= 0:
         raise RuntimeError(f'calibration reversed the ranking (scale {scale})')
     free = (scale, shift)
-    if keep_below is not None and _margin(keep_below, scale, shift) < keep_below[2]:
+    if keep_below is not None and float(_margin(keep_below, scale, shift)) < keep_below[2]:
         scale, shift = _kept_fit(z, members, level_t, keep_below)
     with torch.no_grad():
         before, after = level_means(1.0, 0.0), level_means(scale, shift)
@@ -682,24 +682,24 @@ def fit_level_calibration(logits, targets, keep_below=None):
     if keep_below is not None:
         record['kept_margin'] = {'required': keep_below[2],
                                  'free_fit': {'scale': free[0], 'shift': free[1],
-                                              'margin': _margin(keep_below, *free)},
-                                 'margin': _margin(keep_below, scale, shift)}
+                                              'margin': float(_margin(keep_below, *free))},
+                                 'margin': float(_margin(keep_below, scale, shift))}
     return scale, shift, record
 
 
-def _margin(keep_below, scale, shift) -> float:
-    """The smallest gap between the top logit's score and each other's under a map."""
+def _margin(keep_below, scale, shift):
+    """The gap between the scores of the top logit and of the highest other one under
+    ``sigmoid(scale * logit + shift)`` (scale and shift numbers or broadcastable float64
+    tensors): with scale > 0 the smallest gap to any other."""
     top, others, _ = keep_below
-    return min(float(torch.sigmoid(torch.tensor(scale * top + shift, dtype=torch.float64))
-                     - torch.sigmoid(torch.tensor(scale * o + shift, dtype=torch.float64)))
-               for o in others)
+    return (torch.sigmoid(torch.as_tensor(scale * top + shift, dtype=torch.float64))
+            - torch.sigmoid(torch.as_tensor(scale * max(others) + shift, dtype=torch.float64)))
 
 
 def _kept_fit(z, members, level_t, keep_below):
     """The level fit's best ``(a, b)`` that keeps ``keep_below``'s margin, on a grid
     (a > 0), then on a grid ten times finer around the best point."""
-    top, others, margin = keep_below
-    others = torch.tensor(others, dtype=torch.float64)
+    margin = keep_below[2]
     step_a, step_b = CALIBRATION_GRID
     a_range, b_range = CALIBRATION_SCALES, CALIBRATION_SHIFTS
     for refine in (1, 10):
@@ -708,16 +708,13 @@ def _kept_fit(z, members, level_t, keep_below):
         b = torch.arange(b_range[0], b_range[1] + step_b / 2, step_b / refine,
                          dtype=torch.float64)[None, :]
         loss = torch.zeros(a.shape[0], b.shape[1], dtype=torch.float64)
+        # Image by image: a grid of every image's score at once would take gigabytes.
         for member, target in zip(members, level_t):
             total = torch.zeros_like(loss)
             for v in z[member]:
                 total += torch.sigmoid(a * v + b)
             loss += (total / int(member.sum()) - target)**2
-        top_score = torch.sigmoid(a * top + b)
-        kept = torch.full_like(loss, float('inf'))
-        for o in others:
-            kept = torch.minimum(kept, top_score - torch.sigmoid(a * o + b))
-        loss[kept < margin] = float('inf')
+        loss[_margin(keep_below, a, b) < margin] = float('inf')
         if not torch.isfinite(loss).any():
             raise RuntimeError(f'no calibration keeps the samples {margin} apart')
         i, j = divmod(int(torch.argmin(loss)), loss.shape[1])
