@@ -81,7 +81,7 @@ def _pipeline(model_dir: str, **options):
                     **options)
 
 
-def _builtin_pipeline(model_dir: str):
+def _builtin_pipeline(model_dir: str, device: str = 'cpu'):
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
     with tempfile.TemporaryDirectory(prefix='builtin_model_') as folder:
@@ -89,7 +89,7 @@ def _builtin_pipeline(model_dir: str):
             json.dump(BUILTIN_CONFIGURATION, f)
         shutil.copy(os.path.join(model_dir, 'pytorch_model.pt'), folder)
         # The pipeline reads the weights while it is built; the folder can go after.
-        return pipeline(Tasks.image_quality_assessment_mos, model=folder, device='cpu')
+        return pipeline(Tasks.image_quality_assessment_mos, model=folder, device=device)
 
 
 def _seconds_per_call(call) -> float:

@@ -167,6 +167,9 @@ FINETUNING = {
     # offsets unseen (SyntheticLadderDataset's grid_period); kept here as they ran, and
     # stage 4 (REGRIDDING) draws it over the whole grid.
     'grid_period': 8,
+    # Share of ladders built on the window in a low-key grade (SyntheticLadderDataset's
+    # low_key_share); stages 2-7 ran without it.
+    'low_key_share': 0.0,
 }
 
 # Stage 3 (run 9 of that doc): stage 2 continued on the 2-core CPU for 40 minutes (57,600
@@ -521,7 +524,8 @@ def finetune(work_dir: Path, seed: int, init: Optional[Path] = None, overrides=N
         crop_size=settings['crop_size'], rungs=settings['rungs'], seed=seed,
         scales=settings['scales'], mixture_share=settings['mixture_share'],
         unanchored_families=settings['unanchored_families'],
-        family_weights=settings['family_weights'], grid_period=settings['grid_period'])
+        family_weights=settings['family_weights'], grid_period=settings['grid_period'],
+        low_key_share=settings['low_key_share'])
     evaluate = VALSET.csv(work_dir).is_file()
     eval_dataset = modelscope_iqa.ImageQualityAssessmentMosDataset(
         _epoch_eval_rows(_read_rows(work_dir))) if evaluate else None

@@ -44,7 +44,7 @@ def test_each_family_changes_the_image_more_with_severity(photo, family):
 
 def _scaled_key(photo, key):
     """``photo`` with its linear light scaled to mean ``key`` (no clipping at these keys)."""
-    return distortions._from_linear(distortions._to_linear(photo) * key / scene_key(photo))
+    return distortions._from_linear(distortions.to_linear(photo) * key / scene_key(photo))
 
 
 def test_exposure_faults_are_relative_to_the_scene(photo):
@@ -103,6 +103,57 @@ def test_ladder_items_are_one_window_at_rising_severities(photo):
     assert saw_mixture
     again = SyntheticLadderDataset([photo], 40, (64, 64), seed=2, scales=(1.0,))[7]
     assert torch.equal(dataset[7]['input'], again['input'])
+
+
+def test_the_low_key_grade_darkens_midtones_and_keeps_black_and_white(photo):
+    for gamma in ladders.LOW_KEY_GAMMA:
+        table = ladders.low_key_grade(gamma)
+        assert table[0] == 0 and table[255] == 255
+        assert (np.diff(table.astype(int)) >= 0).all()
+        assert (table <= np.arange(256)).all()
+        assert (table[16:240] < np.arange(16, 240)).all()
+    # Its key comes from the image's histogram alone, and is the graded image's key.
+    table = ladders.low_key_grade(2.4)
+    histogram = np.bincount(photo.ravel(), minlength=256)
+    graded = table[photo]
+    assert ladders.graded_key(histogram, table) == pytest.approx(scene_key(graded), rel=1e-5)
+    assert scene_key(graded) < 0.6 * scene_key(photo)
+    # Under-exposure to the same key scales the highlights down; the grade keeps them.
+    under = _scaled_key(photo, scene_key(graded))
+    assert graded.max() == photo.max() > under.max() + 40
+
+
+def test_low_key_ladders_are_built_on_the_graded_window(monkeypatch):
+    photo = make_image(200, 200, seed=1)
+    seen = []
+
+    def record(window, recipe, rng, scene):
+        seen.append((window.copy(), dict(recipe), scene))
+        return window
+
+    monkeypatch.setattr(ladders, 'degrade', record)
+    options = dict(length=6, crop_size=(64, 64), scales=(1.0, ), windows=1)
+    graded = SyntheticLadderDataset([photo], low_key_share=1.0, **options)
+    plain = SyntheticLadderDataset([photo], **options)
+    key = scene_key(photo)
+    for index in range(len(graded)):
+        seen.clear()
+        item = graded[index]
+        # Every rung is degraded from one graded window, relative to the graded scene's
+        # key; the pristine rung keeps the pristine target.
+        windows = [w for w, _, _ in seen]
+        assert all(np.array_equal(windows[0], w) for w in windows)
+        keys = {scene for _, _, scene in seen}
+        assert len(keys) == 1 and keys.pop() < 0.9 * key
+        assert item['target'][0] == quality_target(seen[0][1])
+    seen.clear()
+    plain[0]
+    assert {scene for _, _, scene in seen} == {key}
+    # Without the option no draw is spent on it: items are those of earlier builds.
+    nothing = SyntheticLadderDataset([photo], low_key_share=0.0, **options)
+    assert torch.equal(nothing[3]['input'], plain[3]['input'])
+    with pytest.raises(ValueError, match='low_key_share'):
+        SyntheticLadderDataset([photo], low_key_share=1.5, **options)
 
 
 def _drawn_ladders(dataset, draws=2000):

@@ -42,7 +42,8 @@ def _interp(severity: float, table) -> float:
     return float(np.interp(severity, np.arange(len(table)), table))
 
 
-def _to_linear(rgb: np.ndarray) -> np.ndarray:
+def to_linear(rgb: np.ndarray) -> np.ndarray:
+    """Linear light in [0, 1] of uint8 display values (gamma 2.2)."""
     return (rgb.astype(np.float32) / 255.0)**2.2
 
 
@@ -52,7 +53,7 @@ def _from_linear(linear: np.ndarray) -> np.ndarray:
 
 def scene_key(rgb: np.ndarray) -> float:
     """Mean linear light of an RGB uint8 image, in [0, 1]."""
-    return float(_to_linear(rgb).mean())
+    return float(to_linear(rgb).mean())
 
 
 def _exposure_gain(rgb, severity, table, scene, bound) -> float:
@@ -117,12 +118,12 @@ def resolution_loss(rgb, severity, rng, scene=None):
 
 def under_exposure(rgb, severity, rng, scene=None):
     gain = _exposure_gain(rgb, severity, UNDER_EXPOSURE_GAIN, scene, min)
-    return rgb if gain == 1 else _from_linear(_to_linear(rgb) * gain)
+    return rgb if gain == 1 else _from_linear(to_linear(rgb) * gain)
 
 
 def over_exposure(rgb, severity, rng, scene=None):
     gain = _exposure_gain(rgb, severity, OVER_EXPOSURE_GAIN, scene, max)
-    return rgb if gain == 1 else _from_linear(_to_linear(rgb) * gain)
+    return rgb if gain == 1 else _from_linear(to_linear(rgb) * gain)
 
 
 def contrast_loss(rgb, severity, rng, scene=None):
