@@ -109,6 +109,55 @@ def test_fast_mode_stays_within_its_bound(quality_range):
     assert spearmanr(fast_scores, exact_scores).statistic >= FAST_MIN_SRCC
 
 
+def test_scoring_on_cuda_runs_ieee_float32_and_restores_the_setting():
+    """PyTorch lets cuDNN run float32 convolutions in TF32 by default: on an NVIDIA H200
+    that moved fp32 scores by up to 2.1e-3 (benchmarks/cuda_precisions.py)."""
+    from modelscope_iqa.models.inference import ieee_float32
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = (conv.fp32_precision, matmul.fp32_precision)
+    assert before != ('ieee', 'ieee')  # else this test could not tell
+    with ieee_float32(torch.device('cuda')):
+        assert (conv.fp32_precision, matmul.fp32_precision) == ('ieee', 'ieee')
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+    with pytest.raises(RuntimeError):
+        with ieee_float32(torch.device('cuda:0')):
+            raise RuntimeError('a failed forward')
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+    with ieee_float32(torch.device('cpu')):
+        assert (conv.fp32_precision, matmul.fp32_precision) == before
+
+
+def test_every_forward_runs_inside_the_float32_setting(monkeypatch, crops):
+    from modelscope_iqa.models import inference
+    entered = []
+    real = inference.ieee_float32
+
+    def recording(device):
+        entered.append(device)
+        return real(device)
+
+    monkeypatch.setattr(inference, 'ieee_float32', recording)
+    network = InferenceNetwork(IqaMosNet().eval())
+    network(crops[:1])
+    network.forward_with_maps(crops[:1], 3)
+    assert entered == [torch.device('cpu')] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_precisions_stay_within_their_bounds(quality_range):
+    """fp32 on CUDA is exact; bf16 and fp16 within the fast bound."""
+    exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
+                     device='cpu')
+    exact_scores = np.array([exact(image)[OutputKeys.SCORE] for image in quality_range])
+    for precision, bound in (('fp32', 1e-5), ('bf16', FAST_MAX_DIFF), ('fp16', FAST_MAX_DIFF)):
+        on_cuda = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
+                           device='cuda', precision=precision)
+        scores = np.array([on_cuda(image)[OutputKeys.SCORE] for image in quality_range])
+        assert np.abs(scores - exact_scores).max() <= bound, precision
+        assert spearmanr(scores, exact_scores).statistic >= FAST_MIN_SRCC, precision
+
+
 @pytest.mark.slow
 def test_int8_stays_within_its_bound(quality_range):
     """The calibration photo is the source of these images too. For the first default

@@ -14,7 +14,10 @@
   :mod:`.quantization`).
 
 Pooling and the MLP head always run in float32, one image at a time, so a score does
-not depend on the batch it came in. Inputs are the preprocessing's uint8 crops
+not depend on the batch it came in. On CUDA, float32 means IEEE float32: PyTorch lets
+cuDNN run float32 convolutions in TF32 by default, which moved fp32 scores by up to 2.1e-3
+from the exact CPU scores on an NVIDIA H200 (``benchmarks/cuda_precisions.py``); the
+network turns TF32 off around its own forward and restores the setting after. Inputs are the preprocessing's uint8 crops
 (N, H, W, 3), moved to the device as bytes and scaled there, or float tensors
 (N, 3, H, W) in [0, 1].
 """
@@ -54,6 +57,30 @@ def check_precision(precision: str, device: Optional[torch.device]) -> None:
     if precision in CPU_ONLY_PRECISIONS and device.type != 'cpu':
         raise ValueError(f"precision {precision!r} runs on CPU only (on CUDA use 'fp16' "
                          "or 'bf16' for speed)")
+
+
+@contextlib.contextmanager
+def ieee_float32(device: torch.device):
+    """No TF32 in float32 convolutions and matrix products on CUDA while inside (the
+    process-wide settings restored after); nothing to do elsewhere."""
+    if device.type != 'cuda':
+        yield
+        return
+    backends = torch.backends
+    if hasattr(backends.cudnn, 'conv') and hasattr(backends.cudnn.conv, 'fp32_precision'):
+        settings = [(backends.cudnn.conv, 'fp32_precision', 'ieee'),
+                    (backends.cuda.matmul, 'fp32_precision', 'ieee')]
+    else:  # torch before the fp32_precision settings
+        settings = [(backends.cudnn, 'allow_tf32', False),
+                    (backends.cuda.matmul, 'allow_tf32', False)]
+    saved = [getattr(owner, name) for owner, name, _ in settings]
+    try:
+        for owner, name, value in settings:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for (owner, name, _), value in zip(settings, saved):
+            setattr(owner, name, value)
 
 
 def fold_batch_norms(trunk: ResNet18Trunk) -> ResNet18Trunk:
@@ -105,7 +132,8 @@ class InferenceNetwork(nn.Module):
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(self._features(batch))).flatten()
+        with ieee_float32(self.device):
+            return torch.sigmoid(self.head(self._features(batch))).flatten()
 
     @torch.inference_mode()
     def forward_with_maps(self, batch: torch.Tensor,
@@ -114,6 +142,7 @@ class InferenceNetwork(nn.Module):
         (N, h, w) in [0, 1] from the same trunk pass: the head on the mean features of
         each ``window`` x ``window`` neighbourhood of the feature map (one position per
         32 x 32 pixels of the crop), see :meth:`MosHead.local_logits`."""
-        features = self._features(batch)
-        scores = torch.sigmoid(self.head(features)).flatten()
-        return scores, torch.sigmoid(self.head.local_logits(features, window))
+        with ieee_float32(self.device):
+            features = self._features(batch)
+            scores = torch.sigmoid(self.head(features)).flatten()
+            return scores, torch.sigmoid(self.head.local_logits(features, window))
