@@ -14,12 +14,14 @@
   :mod:`.quantization`).
 
 Pooling and the MLP head always run in float32, one image at a time, so a score does
-not depend on the batch it came in. On CUDA, float32 means IEEE float32: PyTorch lets
-cuDNN run float32 convolutions in TF32 by default, which moved fp32 scores by up to 2.1e-3
-from the exact CPU scores on an NVIDIA H200 (``benchmarks/cuda_precisions.py``); the
-network turns TF32 off around its own forward and restores the setting after. Inputs are the preprocessing's uint8 crops
+not depend on the batch it came in. Inputs are the preprocessing's uint8 crops
 (N, H, W, 3), moved to the device as bytes and scaled there, or float tensors
 (N, 3, H, W) in [0, 1].
+
+On CUDA, float32 means IEEE float32. PyTorch lets cuDNN run float32 convolutions in TF32
+by default, which moved fp32 scores by up to 2.1e-3 from the exact CPU scores on an
+NVIDIA H200 (``benchmarks/cuda_precisions.py``); the network turns TF32 off around its
+own forward and restores the setting after.
 """
 from __future__ import annotations
 

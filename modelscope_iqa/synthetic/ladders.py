@@ -12,7 +12,9 @@ midtones darkened by a power curve that keeps black and white, as a dark scene o
 moody edit has them. Its ladder is built on it as on any pristine window (the grade is
 the photo, not a fault), with the exposure families relative to the graded scene's key.
 Under-exposure scales every value, highlights included; the grade keeps the highlights:
-the network is to learn that difference, where a dark photo alone tells it nothing.
+the network is to learn that difference, where a dark photo alone tells it nothing. It
+did not help the default model (runs 22 and 23 of docs/default_model_stage2_experiment.md,
+against controls without it): every build stage runs with the share at 0.
 """
 from __future__ import annotations
 
