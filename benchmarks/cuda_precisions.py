@@ -30,7 +30,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 SAMPLE_SEVERITIES = (1.5, 3.5)
-FORWARD_REPEATS = 10
 
 
 def sample_views() -> List[np.ndarray]:
@@ -46,26 +45,20 @@ def sample_views() -> List[np.ndarray]:
     return [np.ascontiguousarray(v[:, :, ::-1]) for v in views]
 
 
-def _synchronize(device: str) -> None:
-    import torch
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-
-
 def forward_ms(network, device: str, batch_size: int) -> float:
-    """Milliseconds per image of the network alone on uint8 crops already on ``device``."""
+    """Milliseconds per image of the network alone on uint8 crops already on ``device``
+    (each call waits for the device to finish)."""
     import torch
 
-    from inference_speed import _crop_size
+    from inference_speed import _crop_size, _seconds_per_call
     crops = torch.randint(0, 256, (batch_size, *_crop_size(), 3), dtype=torch.uint8,
                           device=device)
-    network(crops)
-    _synchronize(device)
-    start = time.perf_counter()
-    for _ in range(FORWARD_REPEATS):
+
+    def forward() -> None:
         network(crops)
-    _synchronize(device)
-    return 1e3 * (time.perf_counter() - start) / FORWARD_REPEATS / batch_size
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+    return 1e3 * _seconds_per_call(forward) / batch_size
 
 
 def main() -> None:

@@ -147,8 +147,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
             raise ValueError(f'low_key_share must be in [0, 1], got {low_key_share}')
         self.low_key_share = float(low_key_share)
         need = max(self.crop_size) + 2 * self.window_pad
-        # (image, portrait, key of the whole image), and each image's histogram of uint8
-        # values (for the key of its low-key grade)
+        # (image, portrait, key of the whole image), and, where ladders are graded, each
+        # image's histogram of uint8 values (for the key of its low-key grade)
         self.images: List[Tuple[np.ndarray, bool, float]] = []
         self.histograms: List[np.ndarray] = []
         for photo in photos:
@@ -159,7 +159,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
                 if min(image.shape[:2]) >= need:
                     self.images.append((np.ascontiguousarray(image),
                                         image.shape[0] > image.shape[1], scene_key(image)))
-                    self.histograms.append(np.bincount(image.ravel(), minlength=256))
+                    if self.low_key_share:
+                        self.histograms.append(np.bincount(image.ravel(), minlength=256))
         if not self.images:
             raise ValueError(f'no photo is large enough for {self.crop_size} crops')
         self.families = sorted(FAMILIES)
