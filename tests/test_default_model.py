@@ -91,16 +91,19 @@ def test_export_refuses_an_incomplete_folder(tmp_path, our_model_dir):
 
 
 @functools.lru_cache(maxsize=None)
-def _build_script():
-    """scripts/build_default_model.py as a module (loaded once)."""
+def _script(name):
+    """scripts/NAME.py as a module (loaded once)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location('build_default_model',
-                                                  REPO / 'scripts' / 'build_default_model.py')
-    build = importlib.util.module_from_spec(spec)
+    spec = importlib.util.spec_from_file_location(name, REPO / 'scripts' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
     # Registered first, as an import would: its dataclasses look their module up.
-    sys.modules[spec.name] = build
-    spec.loader.exec_module(build)
-    return build
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _build_script():
+    return _script('build_default_model')
 
 
 def test_calibration_matches_each_levels_mean_score_to_its_target():
@@ -250,3 +253,68 @@ def test_each_continuation_starts_from_the_stage_before_it(tmp_path, monkeypatch
     assert kwargs['init'] == tmp_path / stages[-2] / 'output' / build.WEIGHTS_FILE
     assert kwargs['stage'] == last.step
     assert kwargs['overrides'] == {**last.settings, 'epochs': 1}
+
+
+def _write_scores(path, views):
+    """A `report`-style scores CSV: (photo, family, severity, score, brisque) per view."""
+    import csv
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image', 'photo', 'family', 'severity', 'target', 'score', 'brisque'])
+        for photo, family, severity, score, brisque in views:
+            writer.writerow([f'{photo}_{family}_{severity}.png', photo, family, severity,
+                             '', score, brisque])
+
+
+def _ladder(photo, clean, family_scores, brisque):
+    """A photo's clean view and, per family, its views at severities 1-4."""
+    views = [(photo, 'pristine', 0, clean, brisque[0])]
+    for family, scores in family_scores.items():
+        views += [(photo, family, level, score, brisque[level])
+                  for level, score in enumerate(scores, start=1)]
+    return views
+
+
+def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
+        tmp_path, capsys):
+    """Two held-out photos, one bright and one dark (mean pixel 200 and 30), and one
+    bright audit photo. The bright photo's scores fall with severity in both families;
+    the dark one's rise in the first. Each split's row carries its own photos' SRCCs,
+    the audit set has no low-key row, and BRISQUE (lower is better) is negated. Leaving
+the dark photo out leaves the held-out set without a low-key row too."""
+    split = _script('report_by_scene_key')
+    import cv2
+    for folder, photo, value in (('holdout', 'Bright', 200), ('holdout', 'Dark', 30),
+                                 ('audit', 'Pale', 180)):
+        (tmp_path / 'pristine' / folder).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / 'pristine' / folder / f'{photo}.png'),
+                    np.full((8, 12, 3), value, np.uint8))
+    falling, rising = [0.8, 0.6, 0.4, 0.2], [0.92, 0.94, 0.96, 0.98]
+    worsening, flat = [10, 20, 30, 40, 50], [30] * 5
+    _write_scores(tmp_path / 'scores.csv',
+                  _ladder('Bright', 0.9, {'blur': falling, 'noise': falling}, worsening)
+                  + _ladder('Dark', 0.1, {'blur': rising, 'noise': [0.08, 0.06, 0.04, 0.02]}, flat))
+    _write_scores(tmp_path / 'audit_scores.csv',
+                  _ladder('Pale', 0.9, {'blur': falling, 'noise': rising}, worsening))
+
+    assert split.main([str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in lines[2:]]
+    by_split = {(r[1], r[2]): r[3:] for r in rows}
+    assert set(by_split) == {('held out', 'all'), ('held out', 'mean pixel >= 60'),
+                             ('held out', 'mean pixel < 60'), ('audit', 'all'),
+                             ('audit', 'mean pixel >= 60')}
+    # n, mean SRCC, weakest family, families < 0.85, BRISQUE mean SRCC, clean mean score
+    assert by_split['held out', 'all'] == ['2', '0.500', 'blur 0.000', '1', '0.500', '0.500']
+    assert by_split['held out', 'mean pixel >= 60'] == ['1', '1.000', 'blur 1.000', '0',
+                                                         '1.000', '0.900']
+    assert by_split['held out', 'mean pixel < 60'] == ['1', '0.000', 'blur -1.000', '1',
+                                                        '0.000', '0.100']
+    assert by_split['audit', 'all'] == ['1', '0.000', 'noise -1.000', '1', '1.000', '0.900']
+
+    assert split.main([str(tmp_path), '--exclude', 'Dark']) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split('|')[2:4] for line in lines[2:]] == [
+        [' held out ', ' all '], [' held out ', ' mean pixel >= 60 '],
+        [' audit ', ' all '], [' audit ', ' mean pixel >= 60 ']]
+    assert lines[2].split('|')[5].strip() == '1.000'
