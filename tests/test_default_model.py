@@ -1,4 +1,5 @@
 """The embedded default model, the repository as a model directory, and export."""
+import csv
 import functools
 import hashlib
 import json
@@ -257,7 +258,6 @@ def test_each_continuation_starts_from_the_stage_before_it(tmp_path, monkeypatch
 
 def _write_scores(path, views):
     """A `report`-style scores CSV: (photo, family, severity, score, brisque) per view."""
-    import csv
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['image', 'photo', 'family', 'severity', 'target', 'score', 'brisque'])
@@ -281,7 +281,7 @@ def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
     bright audit photo. The bright photo's scores fall with severity in both families;
     the dark one's rise in the first. Each split's row carries its own photos' SRCCs,
     the audit set has no low-key row, and BRISQUE (lower is better) is negated. Leaving
-the dark photo out leaves the held-out set without a low-key row too."""
+    the dark photo out leaves the held-out set without a low-key row too."""
     split = _script('report_by_scene_key')
     import cv2
     for folder, photo, value in (('holdout', 'Bright', 200), ('holdout', 'Dark', 30),
