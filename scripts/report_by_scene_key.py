@@ -12,7 +12,8 @@ and split it prints one row with the same measures as the report (modelscope_iqa
 - the clean photos' mean score.
 
 The splits are all photos, photos whose clean mean pixel is at least LOW_KEY_MEAN_PIXEL,
-and photos under it.
+and photos under it. The sets are the held-out photos, the audit photos, and both
+together (every (photo, family) SRCC weighing the same, as in each set's mean).
 
     python scripts/report_by_scene_key.py WORK [WORK ...] [--exclude PHOTO ...]
 
@@ -37,6 +38,7 @@ LOW_KEY_MEAN_PIXEL = 60
 FAMILY_GOAL = 0.85
 # (title, scores file written by `report`, folder of its clean photos under WORK/pristine)
 SETS = (('held out', 'scores.csv', 'holdout'), ('audit', 'audit_scores.csv', 'audit'))
+BOTH_SETS = 'both sets'
 
 
 def mean_pixel(path: Path) -> float:
@@ -62,12 +64,23 @@ def splits(keys: dict):
             (f'mean pixel < {LOW_KEY_MEAN_PIXEL}', low)]
 
 
-def table_rows(work_dir: Path, exclude=()):
+def read_sets(work_dir: Path, exclude=()):
+    """(title, rows, each photo's clean mean pixel) for each of SETS, then for both
+    together (the sets hold different photos)."""
+    sets = []
     for title, scores_file, photo_folder in SETS:
         with open(work_dir / scores_file, newline='') as f:
             rows = [r for r in csv.DictReader(f) if r['photo'] not in exclude]
         keys = {photo: mean_pixel(work_dir / 'pristine' / photo_folder / f'{photo}.png')
                 for photo in sorted({r['photo'] for r in rows})}
+        sets.append((title, rows, keys))
+    sets.append((BOTH_SETS, [r for _, rows, _ in sets for r in rows],
+                 {p: k for _, _, keys in sets for p, k in keys.items()}))
+    return sets
+
+
+def table_rows(work_dir: Path, exclude=()):
+    for title, rows, keys in read_sets(work_dir, exclude):
         has_brisque = all(r.get('brisque') not in (None, '') for r in rows)
         for label, photos in splits(keys):
             if not photos:

@@ -280,7 +280,8 @@ def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
     """Two held-out photos, one bright and one dark (mean pixel 200 and 30), and one
     bright audit photo. The bright photo's scores fall with severity in both families;
     the dark one's rise in the first. Each split's row carries its own photos' SRCCs,
-    the audit set has no low-key row, and BRISQUE (lower is better) is negated. Leaving
+    the audit set has no low-key row, both sets together weigh every (photo, family) the
+    same, and BRISQUE (lower is better) is negated. Leaving
     the dark photo out leaves the held-out set without a low-key row too."""
     split = _script('report_by_scene_key')
     import cv2
@@ -303,7 +304,9 @@ def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
     by_split = {(r[1], r[2]): r[3:] for r in rows}
     assert set(by_split) == {('held out', 'all'), ('held out', 'mean pixel >= 60'),
                              ('held out', 'mean pixel < 60'), ('audit', 'all'),
-                             ('audit', 'mean pixel >= 60')}
+                             ('audit', 'mean pixel >= 60'), ('both sets', 'all'),
+                             ('both sets', 'mean pixel >= 60'),
+                             ('both sets', 'mean pixel < 60')}
     # n, mean SRCC, weakest family, families < 0.85, BRISQUE mean SRCC, clean mean score
     assert by_split['held out', 'all'] == ['2', '0.500', 'blur 0.000', '1', '0.500', '0.500']
     assert by_split['held out', 'mean pixel >= 60'] == ['1', '1.000', 'blur 1.000', '0',
@@ -311,10 +314,16 @@ def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
     assert by_split['held out', 'mean pixel < 60'] == ['1', '0.000', 'blur -1.000', '1',
                                                         '0.000', '0.100']
     assert by_split['audit', 'all'] == ['1', '0.000', 'noise -1.000', '1', '1.000', '0.900']
+    # Both sets: blur 1, -1, 1 and noise 1, 1, -1 over the three photos.
+    assert by_split['both sets', 'all'] == ['3', '0.333', 'blur 0.333', '2', '0.667', '0.633']
+    assert by_split['both sets', 'mean pixel >= 60'] == ['2', '0.500', 'noise 0.000', '1',
+                                                          '1.000', '0.900']
+    assert by_split['both sets', 'mean pixel < 60'] == by_split['held out', 'mean pixel < 60']
 
     assert split.main([str(tmp_path), '--exclude', 'Dark']) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split('|')[2:4] for line in lines[2:]] == [
         [' held out ', ' all '], [' held out ', ' mean pixel >= 60 '],
-        [' audit ', ' all '], [' audit ', ' mean pixel >= 60 ']]
+        [' audit ', ' all '], [' audit ', ' mean pixel >= 60 '],
+        [' both sets ', ' all '], [' both sets ', ' mean pixel >= 60 ']]
     assert lines[2].split('|')[5].strip() == '1.000'
