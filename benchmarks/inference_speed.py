@@ -148,7 +148,7 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
         score_all = (lambda: [r['score'] for r in pipe(paths)])  # noqa: E731
     else:
         from modelscope_iqa.hub import open_model_folder
-        from modelscope_iqa.pipelines import load_model
+        from modelscope_iqa.hub import load_model
         from modelscope_iqa.scoring import score_files
         start = time.perf_counter()
         if way in ONNX_PRECISIONS:  # the file the parent exported

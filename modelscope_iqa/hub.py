@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 from urllib.parse import urlsplit
 
 from .config import DatasetConfig, PreprocessConfig
@@ -150,6 +150,22 @@ def open_model_folder(model: str, revision: Optional[str] = None) -> ModelFolder
     return ModelFolder(path, config, preprocess_config, dataset, ours,
                        published=OUR_SECTIONS_KEY in written)
 
+
+
+def load_model(model: Union[str, ModelFolder]):
+    """Our :class:`~modelscope_iqa.models.ImageQualityAssessmentMosModel` from a model
+    directory, hub id or opened folder.
+
+    Also takes an official hub folder as downloaded, whose configuration names
+    ModelScope's built-in classes: its weights load into our network all the same.
+    """
+    from modelscope.utils.config import Config
+
+    from .models.iqa_mos_model import ImageQualityAssessmentMosModel
+    folder = model if isinstance(model, ModelFolder) else open_model_folder(model)
+    loaded = ImageQualityAssessmentMosModel(folder.path)
+    loaded.cfg = Config(folder.config)
+    return loaded
 
 def _builtin_sections() -> dict:
     from modelscope.metainfo import Metrics, Models, Pipelines, Preprocessors

@@ -27,7 +27,7 @@ import torch
 
 from modelscope_iqa.config import PreprocessConfig
 from modelscope_iqa.hub import open_model_folder
-from modelscope_iqa.pipelines import load_model
+from modelscope_iqa.hub import load_model
 from modelscope_iqa.preprocessors import Pixels, network_crop
 from modelscope_iqa.preprocessors.crop import centre_offsets
 from modelscope_iqa.synthetic.distortions import jpeg_compression

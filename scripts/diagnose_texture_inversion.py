@@ -24,7 +24,7 @@ import torch
 from scipy.stats import spearmanr
 
 from modelscope_iqa.hub import open_model_folder
-from modelscope_iqa.pipelines import load_model
+from modelscope_iqa.hub import load_model
 from modelscope_iqa.preprocessors import Pixels, network_crop
 from modelscope_iqa.synthetic.distortions import FAMILIES
 

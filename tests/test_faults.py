@@ -389,7 +389,7 @@ def test_ten_thousand_images_keep_memory_flat(tmp_path, small_model_dir):
 def test_files_that_vanish_or_change_during_the_run_are_error_rows(tmp_path,
                                                                    small_model_dir):
     from modelscope_iqa.hub import open_model_folder
-    from modelscope_iqa.pipelines import load_model
+    from modelscope_iqa.hub import load_model
     folder = open_model_folder(str(small_model_dir))
     network = load_model(folder).inference_network('fp32', 'cpu', folder.preprocess_config)
     paths = []

@@ -3,7 +3,7 @@ import pytest
 
 from modelscope_iqa.errors import HubUnreachableError, ModelDirError
 from modelscope_iqa.hub import download_model, resolve_model_dir
-from modelscope_iqa.pipelines import load_model
+from modelscope_iqa.hub import load_model
 
 HUB_ID = 'damo/cv_resnet_image-quality-assessment-mos_youtubeUGC'
 

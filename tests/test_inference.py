@@ -233,7 +233,7 @@ def test_int8_calibration_is_cached_and_a_bad_cache_is_recalibrated(tmp_path, mo
 
 def test_evaluation_forward_scores_as_the_pipeline_does(quality_range):
     """The model's evaluation forward runs the pipeline's network: same floats."""
-    from modelscope_iqa.pipelines import load_model
+    from modelscope_iqa.hub import load_model
     from modelscope_iqa.preprocessors import ImageQualityAssessmentMosPreprocessor
     scorer = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
     model = load_model(DEFAULT_MODEL_DIR)

@@ -14,7 +14,7 @@ from modelscope_iqa import ImageQualityAssessmentMosDataset, training
 from modelscope_iqa.config import CONFIGURATION_FILE
 from modelscope_iqa.metainfo import Pipelines
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights
-from modelscope_iqa.pipelines import load_model
+from modelscope_iqa.hub import load_model
 from modelscope_iqa.synthetic import SyntheticLadderDataset
 
 from conftest import BUILTIN_CONFIGURATION, make_image

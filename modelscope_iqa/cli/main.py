@@ -251,7 +251,7 @@ def _run_scoring(args, fields: List[str], maps_dir: Optional[str], alpha: float)
     from .. import distributed
     from ..hub import open_model_folder
     from ..maps import LOCAL_WINDOW
-    from ..pipelines import load_model
+    from ..hub import load_model
     from ..scoring import default_workers, score_files
     from ..scoring.video import is_video
     from .inputs import expand_inputs

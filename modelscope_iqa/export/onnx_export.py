@@ -111,7 +111,7 @@ def export_onnx(model_dir: Optional[str] = None, path: str = 'model.onnx',
     from .. import DEFAULT_MODEL_DIR, __version__
     from ..hub import open_model_folder
     from ..models.quantization import calibration_crops
-    from ..pipelines import load_model
+    from ..hub import load_model
 
     if precision not in ONNX_PRECISIONS:
         raise ValueError(f'precision must be one of {ONNX_PRECISIONS}, got {precision!r}')

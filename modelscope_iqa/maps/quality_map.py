@@ -99,7 +99,7 @@ class QualityMapper:
                  device: Union[str, torch.device] = 'cpu', window: int = LOCAL_WINDOW):
         from .. import DEFAULT_MODEL_DIR
         from ..hub import ModelFolder, open_model_folder
-        from ..pipelines import load_model
+        from ..hub import load_model
         if window < 1 or window % 2 == 0:
             raise ValueError(f'window must be an odd number >= 1, got {window}')
         if model is None or isinstance(model, (str, os.PathLike, ModelFolder)):

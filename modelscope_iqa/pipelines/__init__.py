@@ -1,1 +1,1 @@
-from .iqa_mos_pipeline import ImageQualityAssessmentMosPipeline, load_model
+from .iqa_mos_pipeline import ImageQualityAssessmentMosPipeline

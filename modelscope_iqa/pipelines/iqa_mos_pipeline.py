@@ -5,26 +5,13 @@ import torch
 from modelscope.outputs import OutputKeys
 from modelscope.pipelines.base import Pipeline
 from modelscope.pipelines.builder import PIPELINES
-from modelscope.utils.config import Config
 
-from ..hub import ModelFolder, open_model_folder
+from ..hub import load_model, open_model_folder
 from ..metainfo import TASK, Pipelines
 from ..models import EXACT_PRECISION, ImageQualityAssessmentMosModel
 from ..preprocessors import ImageQualityAssessmentMosPreprocessor, decode, network_crop
 
-__all__ = ['ImageQualityAssessmentMosPipeline', 'load_model']
-
-
-def load_model(model: Union[str, ModelFolder]) -> ImageQualityAssessmentMosModel:
-    """Our model from a model directory, hub id or opened folder.
-
-    Also takes an official hub folder as downloaded, whose configuration names
-    ModelScope's built-in classes: its weights load into our network all the same.
-    """
-    folder = model if isinstance(model, ModelFolder) else open_model_folder(model)
-    loaded = ImageQualityAssessmentMosModel(folder.path)
-    loaded.cfg = Config(folder.config)
-    return loaded
+__all__ = ['ImageQualityAssessmentMosPipeline']
 
 
 @PIPELINES.register_module(TASK, module_name=Pipelines.iqa_mos)
