@@ -17,7 +17,7 @@ from .config import DEFAULT_MODEL_PATH
 # pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR) works offline.
 DEFAULT_MODEL_DIR = str(DEFAULT_MODEL_PATH)
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 
 _SUBMODULES = frozenset({
     'cli', 'config', 'distributed', 'errors', 'export', 'hub', 'maps', 'metainfo', 'metrics',

@@ -226,7 +226,7 @@ def test_card_and_readme_show_the_committed_report(report):
     """The held-out and audit tables in the README and the model card are the committed
     reports (docs/REPORT.json, written by the build's `report` step), rendered."""
     build = _build_script()
-    result = json.loads((REPO / 'docs' / f'{report}.json').read_text())
+    result = json.loads((REPO / 'experiments' / 'results' / f'{report}.json').read_text())
     rendered = build.render_report(result)
     assert '| jpeg compression |' in rendered
     for card in (REPO / 'README.md', REPO / 'modelscope_iqa' / 'default_model' / 'README.md'):
