@@ -26,10 +26,8 @@ MODELSCOPE_RUNTIME = [
     'datasets>=4.0.0,<=4.8.4',
 ]
 
-# The demo page (modelscope-iqa demo, app.py). Gradio 6 moved options to launch(); it,
-# and Selenium for the browser tests, need Python 3.10+ (on 3.9 those tests skip).
-NEEDS_3_10 = "; python_version >= '3.10'"
-DEMO = ['gradio>=6,<7' + NEEDS_3_10]
+# The demo page (modelscope-iqa demo, app.py). Gradio 6 moved options to launch().
+DEMO = ['gradio>=6,<7']
 # ONNX export (torch's exporter needs onnxscript) and onnxruntime scoring; the versions
 # tested here.
 ONNX = ['onnx>=1.23', 'onnxscript>=0.7', 'onnxruntime>=1.32']
@@ -42,7 +40,7 @@ setup(
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    python_requires='>=3.9',
+    python_requires='>=3.10',  # Gradio 6 (the demo) and Selenium need 3.10
     packages=find_packages(include=['modelscope_iqa', 'modelscope_iqa.*']),
     package_data={'modelscope_iqa': ['default_model/*', 'demo/examples/*']},
     install_requires=MODELSCOPE_RUNTIME + [
@@ -61,7 +59,9 @@ setup(
         'onnx': ONNX,
         # tests/test_demo.py drives the page in Chromium (Debian's chromium and
         # chromium-driver) through Selenium
-        'test': ['pytest>=7', 'hypothesis>=6,<7', 'selenium>=4.10' + NEEDS_3_10] + DEMO + ONNX,
+        # lint-imports checks the package's layers (.importlinter)
+        'test': ['pytest>=7', 'hypothesis>=6,<7', 'selenium>=4.10', 'import-linter>=2.17,<3']
+        + DEMO + ONNX,
         # scripts/build_default_model.py: the BRISQUE baseline of its report
         'train': ['brisque==0.2.0', 'scikit-image'],
     },

@@ -7,9 +7,7 @@ already is), and ModelScope imports (and so registers) each when it first builds
 (see :mod:`._modelscope_index`). The import itself loads neither PyTorch nor ModelScope;
 the subpackages load on first use (``modelscope_iqa.models``, ...).
 """
-import importlib
-from typing import Any, List
-
+from ._lazy import lazy_namespace
 from ._modelscope_index import list_when_modelscope_loads
 from .config import DEFAULT_MODEL_PATH
 
@@ -19,25 +17,17 @@ DEFAULT_MODEL_DIR = str(DEFAULT_MODEL_PATH)
 
 __version__ = '0.2.0'
 
-_SUBMODULES = frozenset({
-    'cli', 'config', 'distributed', 'errors', 'export', 'hub', 'maps', 'metainfo', 'metrics',
-    'models', 'msdatasets', 'pipelines', 'preprocessors', 'scoring', 'synthetic',
-    'training'})
+_SUBMODULES = ('cli', 'config', 'distributed', 'errors', 'export', 'hub', 'maps', 'metainfo',
+               'metrics', 'models', 'msdatasets', 'pipelines', 'preprocessors', 'scoring',
+               'synthetic', 'training')
 # Names exported here from a subpackage, loaded on first use.
-_EXPORTS = {'ImageQualityAssessmentMosDataset': 'msdatasets', 'quality_map': 'maps',
-            'QualityMap': 'maps', 'QualityMapper': 'maps', 'export_onnx': 'export'}
+_EXPORTS = {'ImageQualityAssessmentMosDataset': '.msdatasets', 'quality_map': '.maps',
+            'QualityMap': '.maps', 'QualityMapper': '.maps', 'export_onnx': '.export'}
+__getattr__, _namespace_dir = lazy_namespace(__name__, _EXPORTS, _SUBMODULES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f'{__name__}.{name}')
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | _SUBMODULES | set(_EXPORTS))
+def __dir__():
+    return sorted(set(globals()) | set(_namespace_dir()))
 
 
 list_when_modelscope_loads()

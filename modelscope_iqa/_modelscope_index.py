@@ -23,7 +23,9 @@ import importlib.util
 import os
 import sys
 from types import ModuleType
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
+
+from . import metainfo
 
 PACKAGE = __name__.rpartition('.')[0]
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -42,15 +44,10 @@ REGISTRATIONS = (
 )
 
 
-def index_entries() -> Optional[Dict[Tuple[str, str, str], str]]:
+def index_entries() -> Dict[Tuple[str, str, str], str]:
     """``{(REGISTRY, group, name): module}`` of every class we register (imports
-    ModelScope's constants); None while ``metainfo`` is itself importing ModelScope (it
-    lists the entries once it is done)."""
+    ModelScope's registry module for its default group name)."""
     from modelscope.utils.registry import default_group
-    importing = sys.modules.get(f'{PACKAGE}.metainfo')
-    if importing is not None and not hasattr(importing, 'TASK'):
-        return None
-    from . import metainfo
     entries = {}
     for registry, group, (kind, attribute), module in REGISTRATIONS:
         group_name = default_group if group is None else getattr(metainfo, group)
@@ -64,8 +61,6 @@ def list_in_modelscope_index() -> None:
     from modelscope.utils.ast_utils import INDEX_KEY
     from modelscope.utils.import_utils import LazyImportModule
     entries = index_entries()
-    if entries is None:
-        return
     index = LazyImportModule.get_ast_index()[INDEX_KEY]
     for signature, module in entries.items():
         relative = module[len(PACKAGE) + 1:].replace('.', os.sep) + '.py'

@@ -4,11 +4,14 @@ ModelScope ships its own classes for ``Tasks.image_quality_assessment_mos`` unde
 names ``image-quality-assessment-mos`` (model, pipeline, dataset) and
 ``image-quality-assessment-mos-metric``; ours carry a ``modelscope-iqa-`` prefix so that
 both implementations can be registered side by side (a test asserts no collision).
-"""
-from modelscope.utils.constant import Fields, Tasks
 
-TASK = Tasks.image_quality_assessment_mos
-PREPROCESSOR_FIELD = Fields.cv
+Plain strings only: this module imports nothing, so the package's lowest layer can use
+it without ModelScope. ``TASK`` and ``PREPROCESSOR_FIELD`` are ModelScope's
+``Tasks.image_quality_assessment_mos`` and ``Fields.cv`` (a test asserts they are equal).
+"""
+
+TASK = 'image-quality-assessment-mos'
+PREPROCESSOR_FIELD = 'cv'
 
 
 class Models:
@@ -44,9 +47,3 @@ class MetricKeys:
     KRCC = 'krcc'
     RMSE = 'rmse'
 
-
-# ModelScope may have been imported just now, by the line at the top: list our classes
-# in its index (what metainfo could not do while it was importing ModelScope).
-from ._modelscope_index import list_when_modelscope_loads  # noqa: E402
-
-list_when_modelscope_loads()

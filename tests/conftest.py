@@ -30,11 +30,6 @@ from modelscope_iqa.models import WEIGHTS_FILE, read_state_dict
 REFERENCE_SEED = 20211115
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        'markers', 'slow: takes tens of seconds or more (training, command-line runs in '
-        'subprocesses, memory probes); `pytest -m "not slow"` skips them, CI runs all')
-
 # A configuration naming ModelScope's built-in classes for this task, as the official
 # hub model's does.
 BUILTIN_CONFIGURATION = {

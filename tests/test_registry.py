@@ -16,6 +16,7 @@ from modelscope.models.builder import MODELS
 from modelscope.msdatasets.dataset_cls.custom_datasets import CUSTOM_DATASETS
 from modelscope.pipelines.builder import PIPELINES
 from modelscope.preprocessors.builder import PREPROCESSORS
+from modelscope.utils.constant import Fields, Tasks
 from modelscope.utils.registry import default_group
 
 import modelscope_iqa
@@ -42,6 +43,13 @@ OUR_REGISTRATIONS = [
     (CUSTOM_DATASETS, metainfo.TASK, metainfo.CustomDatasets.iqa_mos,
      modelscope_iqa.ImageQualityAssessmentMosDataset),
 ]
+
+
+def test_plain_task_and_field_names_are_modelscopes():
+    """metainfo types ModelScope's task and field names as plain strings (it imports
+    nothing); they must be ModelScope's."""
+    assert metainfo.TASK == Tasks.image_quality_assessment_mos
+    assert metainfo.PREPROCESSOR_FIELD == Fields.cv
 
 
 def test_our_names_collide_with_no_modelscope_name():

@@ -4,7 +4,14 @@ onnxruntime scoring through the same decoding and cropping as ours.
 
 Needs the ``onnx`` extra: ``pip install "modelscope-iqa[onnx]"``.
 """
-from .onnx_export import ExportReport, export_onnx, read_onnx_metadata
-from .onnx_runtime import OnnxNetwork
 
-__all__ = ['ExportReport', 'OnnxNetwork', 'export_onnx', 'read_onnx_metadata']
+from .._lazy import lazy_namespace
+
+# name -> the module that defines it, imported on first use
+_EXPORTS = {
+    'ExportReport': '.onnx_export', 'export_onnx': '.onnx_export',
+    'read_onnx_metadata': '.onnx_export',
+    'OnnxNetwork': '.onnx_runtime',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)

@@ -1,4 +1,12 @@
 """Batch scoring of image and video files: :func:`score_files` overlaps decoding in
 worker processes with batched forwards and yields results in input order."""
-from .engine import FileResult, default_workers, score_files
-from .video import is_video, sample_frames
+
+from .._lazy import lazy_namespace
+
+# name -> the module that defines it, imported on first use
+_EXPORTS = {
+    'FileResult': '.engine', 'default_workers': '.engine', 'score_files': '.engine',
+    'is_video': '.video', 'sample_frames': '.video',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)

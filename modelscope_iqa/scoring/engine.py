@@ -17,7 +17,7 @@ import torch
 
 from ..config import MAX_DEFAULT_WORKERS, PreprocessConfig
 from ..errors import IqaError
-from ..maps.quality_map import QualityMap, map_geometry, preview, user_oriented
+from ..maps.mapper import QualityMap, map_geometry, preview, user_oriented
 from ..models import InferenceNetwork
 from ..preprocessors import ImageInput, decode, network_crop
 from ..preprocessors.decoding import describe

@@ -1,5 +1,16 @@
-from .dataset import SyntheticDistortionDataset
-from .dead_leaves import dead_leaves
-from .distortions import (FAMILIES, MAX_SEVERITY, degrade, quality_target,
-                          sample_severities, scene_key)
-from .ladders import SyntheticLadderDataset
+"""Synthetic training data: degradations of photos by family and severity, ladders of
+rising severity, dead-leaves charts."""
+
+from .._lazy import lazy_namespace
+
+# name -> the module that defines it, imported on first use
+_EXPORTS = {
+    'SyntheticDistortionDataset': '.dataset',
+    'dead_leaves': '.charts',
+    'FAMILIES': '.distortions', 'MAX_SEVERITY': '.distortions', 'degrade': '.distortions',
+    'quality_target': '.distortions', 'sample_severities': '.distortions',
+    'scene_key': '.distortions',
+    'SyntheticLadderDataset': '.ladders',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)
