@@ -18,6 +18,8 @@ from typing import Any, Mapping, Optional, Tuple
 # repository's top-level one, so there is a single copy.
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / 'default_model'
 CONFIGURATION_FILE = DEFAULT_MODEL_PATH / 'configuration.json'
+# The weights file of a model folder, as the hub names it.
+WEIGHTS_FILE = 'pytorch_model.pt'
 
 # Decoding processes by default: one per core, at most this many.
 MAX_DEFAULT_WORKERS = 4

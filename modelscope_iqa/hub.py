@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Optional, Union
 from urllib.parse import urlsplit
 
-from .config import DatasetConfig, PreprocessConfig
+from .config import WEIGHTS_FILE, DatasetConfig, PreprocessConfig
 from .errors import ExportError, HubUnreachableError, ModelDirError
 from .metainfo import Models, Preprocessors
-from .models.checkpoint import WEIGHTS_FILE
 
 LOG = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""ONNX export: the file onnxruntime runs gives our exact scores (fp32 within 1e-5;
-int8 within our int8's bound), carries the preprocessing in its metadata, refuses to be
+"""ONNX export: the file onnxruntime runs gives our exact scores (within fp32's bound,
+1e-5; there is no int8 export), carries the preprocessing in its metadata, refuses to be
 written when it does not, and scores end to end from the command line."""
 import csv
 import json
@@ -11,7 +11,6 @@ from modelscope.outputs import OutputKeys
 from modelscope.pipelines import pipeline
 from modelscope.utils.constant import Tasks
 from PIL import Image
-from scipy.stats import spearmanr
 
 pytest.importorskip('onnxruntime')
 import onnx  # noqa: E402
@@ -23,8 +22,7 @@ from modelscope_iqa.config import CONFIGURATION_FILE  # noqa: E402
 from modelscope_iqa.errors import ExportError, ModelDirError  # noqa: E402
 from modelscope_iqa.export import OnnxNetwork, read_onnx_metadata  # noqa: E402
 from modelscope_iqa.export.graph import INPUT_NAME, OUTPUT_NAME, ExportNetwork  # noqa: E402
-from modelscope_iqa.export.validation import (FP32_TOLERANCE, INT8_MAX_DIFF,  # noqa: E402
-                                              INT8_ORDER_GAP)
+from modelscope_iqa.export.validation import FP32_TOLERANCE  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -144,28 +142,14 @@ def test_readme_snippet_for_a_runtime_without_our_package(onnx_file, tmp_path, m
     assert float(capsys.readouterr().out) == pytest.approx(expected, abs=FP32_TOLERANCE)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=ExportError, reason=(
-    'known regression since the default model of issue 10 run 8: onnxruntime static '
-    'int8 differs from the exact mode on the 23 validation images by up to 0.11 for run '
-    '8 (MinMax, Percentile or Entropy ranges, int8 or uint8 activations, layer1 or '
-    'layer1+layer4 left in float32 all tried), 0.29 for run 9 and 0.17 for run 14, so '
-    'the export refuses to write the file; strict, so that a fix shows here'))
-def test_int8_export_keeps_our_int8_bound(tmp_path, images, exact_scores):
-    path = str(tmp_path / 'model.int8.onnx')
-    report = export_onnx(DEFAULT_MODEL_DIR, path, precision='int8')
-    assert report.images == 23 and report.max_abs_diff <= INT8_MAX_DIFF
-    assert read_onnx_metadata(path)['modelscope_iqa.precision'] == 'int8'
-    assert onnx.load(path).graph.input[0].name == INPUT_NAME
-    # On images it was neither calibrated nor validated on:
-    from modelscope_iqa.preprocessors import decode, network_crop
-    network = OnnxNetwork(path)
-    int8 = np.array([float(network(torch.from_numpy(
-        network_crop(decode(p), network.preprocess_config))[None])[0]) for p in images])
-    assert np.abs(int8 - exact_scores).max() <= INT8_MAX_DIFF
-    better = exact_scores[:, None] - exact_scores[None, :] >= INT8_ORDER_GAP
-    assert not (better & (int8[:, None] <= int8[None, :])).any()
-    assert spearmanr(int8, exact_scores).statistic > 0.9
+def test_there_is_no_int8_export(tmp_path):
+    """onnxruntime's static int8 of the default model missed int8's bound (up to 0.36 from
+    exact), so only fp32 is exported; asking for int8 is refused before any work, and
+    nothing is written."""
+    path = tmp_path / 'model.int8.onnx'
+    with pytest.raises(ValueError, match="writes \\('fp32',\\) only, got 'int8'"):
+        export_onnx(DEFAULT_MODEL_DIR, str(path), precision='int8')
+    assert not path.exists()
 
 
 @pytest.mark.slow

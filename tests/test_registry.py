@@ -1,9 +1,11 @@
 """Registration in ModelScope: names, import side effects, the model-loading path."""
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from modelscope.metainfo import CustomDatasets as MsCustomDatasets
@@ -188,7 +190,9 @@ def test_command_line_help_loads_no_heavy_module():
     script = textwrap.dedent('''
         import sys
         from modelscope_iqa.cli.main import main
-        for argv in (['--help'], ['score', '--help'], ['score', '--no-such-flag']):
+        for argv in (['--help'], ['--version'], ['score', '--help'], ['map', '--help'],
+                     ['evaluate', '--help'], ['export', '--help'], ['demo', '--help'],
+                     ['score', '--no-such-flag']):
             try:
                 main(argv)
             except SystemExit as exit:
@@ -199,3 +203,16 @@ def test_command_line_help_loads_no_heavy_module():
     result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_version_names_the_package_version_and_the_default_weights():
+    from modelscope_iqa.config import DEFAULT_MODEL_PATH, WEIGHTS_FILE
+    result = subprocess.run([sys.executable, '-m', 'modelscope_iqa', '--version'],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    golden = json.loads((Path(__file__).parent / 'golden' / 'default_model_samples.json')
+                        .read_text())
+    sha256 = hashlib.sha256((DEFAULT_MODEL_PATH / WEIGHTS_FILE).read_bytes()).hexdigest()
+    assert golden['weights_sha256'] == sha256
+    assert result.stdout == (f'modelscope-iqa {modelscope_iqa.__version__} '
+                             f'(default model sha256:{sha256[:12]})\n')

@@ -15,7 +15,8 @@ from typing import Iterator, List, Optional
 
 # Only light modules here: --help and usage errors must not wait for PyTorch.
 from ..errors import MissingExtraError
-from ..config import DEFAULT_MAP_ALPHA, EXACT_PRECISION, MAX_DEFAULT_WORKERS, PRECISIONS
+from ..config import (DEFAULT_MAP_ALPHA, EXACT_PRECISION, MAX_DEFAULT_WORKERS,
+                      PRECISION_BOUNDS, PRECISIONS)
 
 LOG = logging.getLogger('modelscope_iqa.cli')
 
@@ -30,7 +31,6 @@ PER_FRAME_FIELDS = SCORE_FIELDS + ['frame']
 MAP_FIELDS = ['path', 'score', 'error', 'map']
 BACKENDS = ('pytorch', 'onnxruntime')
 EXPORT_FORMATS = ('onnx', )
-EXPORT_PRECISIONS = (EXACT_PRECISION, 'int8')
 
 
 def _default_model() -> str:
@@ -73,11 +73,30 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _PrintVersion(argparse.Action):
+    """``--version``: the package's version and the default weights' short SHA-256
+    (hashed only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .. import DEFAULT_MODEL_PATH, __version__
+        from ..config import WEIGHTS_FILE
+        from ..identity import file_sha256, short_sha256
+        sha256 = file_sha256(str(DEFAULT_MODEL_PATH / WEIGHTS_FILE))
+        sys.stdout.write(f'modelscope-iqa {__version__} (default model '
+                         f'{short_sha256(sha256)})\n')
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='modelscope-iqa',
         description='No-reference image quality (MOS in [0, 1], higher is better) for '
         'images and videos, with ModelScope.')
+    parser.add_argument('--version', action=_PrintVersion,
+                        help="print the version and the default model's SHA-256, and exit")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('-v', '--verbose', action='store_true', help='log progress details')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
@@ -182,16 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
         description='Write the model as an ONNX file: input float32 N x 3 x crop height x '
         'crop width in the preprocessor\'s channel order, values in [0, 1]; output the MOS '
         'per image; the preprocessing facts in its metadata. onnxruntime scores generated '
-        'images with the file before it is written: fp32 within 1e-5 of the exact mode, '
-        'int8 within 0.02 and in the same order, or nothing is written (exit 3). Needs '
+        'images with the file before it is written: float32, '
+        f'{PRECISION_BOUNDS[EXACT_PRECISION].describe()}, or nothing is written (exit 3). '
+        'There is no int8 export: it missed int8\'s bound (docs/deploy.md). Needs '
         'the onnx extra: pip install "modelscope-iqa[onnx]".')
     export.add_argument('--format', choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0],
                         help='onnx (the one format; TorchScript is deprecated in PyTorch)')
     export.add_argument('--output', '-o', required=True, metavar='FILE', help='file to write')
     _add_model(export)
-    export.add_argument('--precision', choices=EXPORT_PRECISIONS, default=EXACT_PRECISION,
-                        help='fp32 (default, exact) or int8 (onnxruntime static '
-                        'quantization, calibrated like our int8)')
     export.set_defaults(func=run_export)
     return parser
 
@@ -206,10 +223,10 @@ def _add_model(command) -> None:
 def _add_precision(command) -> None:
     command.add_argument(
         '--precision', choices=sorted(PRECISIONS), default=EXACT_PRECISION,
-        help=f'{EXACT_PRECISION} (default): exact, within 1e-5 of ModelScope\'s pipeline; '
-        'bf16 (CPU with AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; about '
-        '10 s of calibration the first time a model is used, cached after): faster, '
-        'scores within 0.02 of exact (the tested bound; the README gives measured errors)')
+        help=f'{EXACT_PRECISION} (default, exact: ModelScope\'s scores); bf16 (CPU with '
+        'AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; about 10 s of '
+        'calibration the first time a model is used, cached after): faster. Tested bounds: '
+        + '; '.join(f'{name} {bound.describe()}' for name, bound in PRECISION_BOUNDS.items()))
 
 
 def _usage_error(args, message: str) -> None:
@@ -429,7 +446,7 @@ def _onnx_backend(args) -> Optional[str]:
 
 def run_export(args) -> int:
     from ..export import export_onnx
-    report = export_onnx(args.model, args.output, args.precision)
+    report = export_onnx(args.model, args.output)
     print(f'wrote {report.path} ({report.precision}); onnxruntime scored '
           f'{report.images} validation images within {report.max_abs_diff:.2g} of the '
           f'exact mode ({report.seconds:.0f} s)')

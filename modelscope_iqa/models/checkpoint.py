@@ -4,28 +4,18 @@ The hub's ``pytorch_model.pt`` is a plain state dict of :class:`IqaMosNet` (the 
 ModelScope's ``CenseoIVQAModel``). Some training tools wrap it under ``params`` or
 prefix keys with ``module.`` (DataParallel); both are accepted.
 """
-import hashlib
 import os
 from typing import Dict
 
 import torch
 from torch import nn
 
+from ..config import WEIGHTS_FILE  # noqa: F401  (re-exported)
 from ..errors import CheckpointError
+from ..identity import file_sha256  # noqa: F401  (re-exported: callers hash weights here)
 
-WEIGHTS_FILE = 'pytorch_model.pt'
-HASH_CHUNK = 1 << 20
 WRAPPER_KEYS = ('params', 'state_dict')
 PARALLEL_PREFIX = 'module.'
-
-
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a (weights) file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(HASH_CHUNK), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
