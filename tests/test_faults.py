@@ -310,23 +310,23 @@ class _Streams_too_much(_Quiet):
                 self.wfile.write(b'\0' * 65536)
 
 
-@pytest.mark.parametrize('handler, message, at_most_s', [
-    (_Hangs, 'no complete answer within 1.5 s', 4.0),
-    (_Trickles, 'no complete answer within 1.5 s', 4.0),
-    (_Announces_too_much, 'the server announces 10485760 bytes, more than the limit', 4.0),
-    (_Streams_too_much, 'bytes, more than the limit of 1048576', 4.0),
+@pytest.mark.parametrize('handler, message', [
+    (_Hangs, 'no complete answer within 1.5 s'),
+    (_Trickles, 'no complete answer within 1.5 s'),
+    (_Announces_too_much, 'the server announces 10485760 bytes, more than the limit'),
+    (_Streams_too_much, 'bytes, more than the limit of 1048576'),
 ], ids=['hangs', 'trickles', 'announces-too-much', 'streams-too-much'])
-def test_bad_servers_are_bounded_input_errors_naming_the_url(handler, message, at_most_s,
-                                                            monkeypatch):
+def test_bad_servers_are_bounded_input_errors_naming_the_url(handler, message, monkeypatch):
+    """Each server that never finishes ends in the error of the bound that stopped it:
+    the deadline's message for one that hangs or trickles (so the deadline, not a socket
+    read of its own, ended the wait), the size limit's for one that sends too much. No
+    clock is read here: the messages say which bound fired."""
     monkeypatch.setenv(URL_TIMEOUT_ENV, '1.5')
     monkeypatch.setenv(URL_MAX_BYTES_ENV, str(2**20))
     with _serving(handler) as url:
-        start = time.monotonic()
         with pytest.raises(InputError) as raised:
             decode(url)
-        elapsed = time.monotonic() - start
     assert str(raised.value).startswith(repr(url)) and message in str(raised.value)
-    assert elapsed < at_most_s
 
 
 def test_a_socket_timeout_reads_like_the_deadline_it_races():
