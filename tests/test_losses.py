@@ -1,13 +1,10 @@
 """The training objective: L1 plus a pairwise ranking hinge that tells pairs within a
 group (one content at several levels) from pairs across groups; head in float32."""
-import copy
-
 import pytest
 import torch
 
 from modelscope_iqa.models import ImageQualityAssessmentMosModel
 from modelscope_iqa.models.iqa_mos_model import pairwise_rank_loss
-from modelscope_iqa.synthetic.ladders import FAMILY_CLASSES, MIXED_VIEW
 
 
 def test_rank_loss_by_hand():
@@ -83,81 +80,3 @@ def test_frozen_batchnorm_keeps_running_statistics(our_model_dir):
     before = batchnorm.running_mean.clone()
     model(input=torch.rand(4, 3, 64, 64), target=torch.tensor([0.9, 0.7, 0.5, 0.2]))
     assert not torch.equal(before, batchnorm.running_mean)
-
-
-def test_the_anchor_term_holds_flagged_views_to_the_anchor_network(our_model_dir):
-    model = ImageQualityAssessmentMosModel(str(our_model_dir), anchor_loss_weight=2.0).train()
-    last = model.network.head.fc_out[2]
-    with torch.no_grad():
-        # Logits near 0 (the test weights saturate the sigmoid), then an anchor whose
-        # scores differ from the model's.
-        last.weight.mul_(1e-3)
-        last.bias.zero_()
-        anchor = copy.deepcopy(model.network)
-        anchor.head.fc_out[2].bias.add_(1.0)
-    model.anchor_to(anchor)
-    generator = torch.Generator().manual_seed(1)
-    batch = torch.rand(2, 3, 3, 64, 64, generator=generator)
-    target = torch.tensor([[0.9, 0.5, 0.2]] * 2)
-    flags = torch.tensor([[True, False, True], [False, False, True]])
-    out = model(input=batch, target=target, anchor=flags)
-    anchor.eval()
-    with torch.no_grad():
-        logits = anchor.forward_head(anchor.forward_features(batch.flatten(0, 1)))
-        expected = torch.sigmoid(logits).flatten()
-    chosen = flags.flatten()
-    want = (out['pred'].flatten()[chosen] - expected[chosen]).abs().mean()
-    assert out['anchor_loss'].item() == pytest.approx(want.item(), rel=1e-5)
-    assert out['anchor_loss'].item() > 0.05
-    assert out['loss'].item() == pytest.approx(
-        out['l1_loss'].item() + 2.0 * out['anchor_loss'].item(), rel=1e-5)
-    # The anchor is frozen and outside the model: not trained, not in the state dict.
-    out['loss'].backward()
-    assert all(p.grad is None for p in anchor.parameters())
-    assert set(model.state_dict()) == set(anchor.state_dict())
-    assert not any(p is q for p in model.parameters() for q in anchor.parameters())
-    # No flagged view: the term is zero.
-    out = model(input=batch, target=target, anchor=torch.zeros(2, 3, dtype=torch.bool))
-    assert out['anchor_loss'].item() == 0.0
-
-
-def test_the_anchor_term_needs_an_anchor_and_flags(our_model_dir):
-    model = ImageQualityAssessmentMosModel(str(our_model_dir), anchor_loss_weight=1.0).train()
-    batch, target = torch.rand(2, 3, 64, 64), torch.tensor([0.9, 0.2])
-    with pytest.raises(ValueError, match='anchor_to'):
-        model(input=batch, target=target, anchor=torch.tensor([True, False]))
-    model.anchor_to(model.network)
-    with pytest.raises(ValueError, match='anchor_to'):
-        model(input=batch, target=target)
-    with pytest.raises(ValueError, match='>= 0'):
-        ImageQualityAssessmentMosModel(str(our_model_dir), anchor_loss_weight=-1.0)
-
-
-def test_the_family_head_trains_the_trunk_and_stays_out_of_the_checkpoint(our_model_dir):
-    model = ImageQualityAssessmentMosModel(str(our_model_dir), family_loss_weight=0.5).train()
-    batch = torch.rand(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    target = torch.tensor([[0.9, 0.5, 0.2]] * 2)
-    family = torch.tensor([[0, 4, 4], [2, MIXED_VIEW, MIXED_VIEW]])
-    out = model(input=batch, target=target, family=family)
-    with torch.no_grad():
-        features = model.network.forward_features(batch.flatten(0, 1))
-        logits = model.family_head(features.mean(dim=(2, 3)))
-    kept = family.flatten() != MIXED_VIEW
-    want = torch.nn.functional.cross_entropy(logits[kept], family.flatten()[kept])
-    assert out['family_loss'].item() == pytest.approx(want.item(), rel=1e-4)
-    assert out['loss'].item() == pytest.approx(
-        out['l1_loss'].item() + 0.5 * out['family_loss'].item(), rel=1e-5)
-    out['loss'].backward()
-    # The head learns and its gradient reaches the trunk; it is not in the state dict.
-    assert model.family_head.weight.grad.abs().sum() > 0
-    assert model.family_head.weight.shape[0] == len(FAMILY_CLASSES)
-    assert any(p is model.family_head.weight for p in model.parameters())
-    assert not any(k.startswith('family_head') for k in model.state_dict())
-    assert set(model.state_dict()) == set(model.network.state_dict())
-    # Only mixed views: no term; no labels at all: a clear error.
-    out = model(input=batch, target=target, family=torch.full((2, 3), MIXED_VIEW))
-    assert out['family_loss'].item() == 0.0
-    with pytest.raises(ValueError, match="'family'"):
-        model(input=batch, target=target)
-    # Off by default: no head.
-    assert ImageQualityAssessmentMosModel(str(our_model_dir)).family_head is None

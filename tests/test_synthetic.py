@@ -8,7 +8,6 @@ from modelscope_iqa.synthetic import (FAMILIES, MAX_SEVERITY, SyntheticDistortio
                                       quality_target, sample_severities, scene_key)
 from modelscope_iqa.synthetic import distortions, ladders
 from modelscope_iqa.synthetic.distortions import AVERAGE_KEY, PRISTINE_QUALITY
-from modelscope_iqa.synthetic.ladders import FAMILY_CLASSES, MIXED_VIEW
 
 from conftest import make_image
 
@@ -95,6 +94,9 @@ def test_ladder_items_are_one_window_at_rising_severities(photo):
     saw_mixture = False
     for index in range(len(dataset)):
         item = dataset[index]
+        # The model's forward takes exactly these (ModelScope's trainer passes the batch's
+        # keys as its arguments).
+        assert set(item) == {'input', 'target'}
         assert item['input'].shape == (4, 3, 64, 64) and item['input'].dtype == torch.float32
         targets = item['target'].tolist()
         # Best first, strictly falling: every pair within a group is ordered.
@@ -103,57 +105,6 @@ def test_ladder_items_are_one_window_at_rising_severities(photo):
     assert saw_mixture
     again = SyntheticLadderDataset([photo], 40, (64, 64), seed=2, scales=(1.0,))[7]
     assert torch.equal(dataset[7]['input'], again['input'])
-
-
-def test_the_low_key_grade_darkens_midtones_and_keeps_black_and_white(photo):
-    for gamma in ladders.LOW_KEY_GAMMA:
-        table = ladders.low_key_grade(gamma)
-        assert table[0] == 0 and table[255] == 255
-        assert (np.diff(table.astype(int)) >= 0).all()
-        assert (table <= np.arange(256)).all()
-        assert (table[16:240] < np.arange(16, 240)).all()
-    # Its key comes from the image's histogram alone, and is the graded image's key.
-    table = ladders.low_key_grade(2.4)
-    histogram = np.bincount(photo.ravel(), minlength=256)
-    graded = table[photo]
-    assert ladders.graded_key(histogram, table) == pytest.approx(scene_key(graded), rel=1e-5)
-    assert scene_key(graded) < 0.6 * scene_key(photo)
-    # Under-exposure to the same key scales the highlights down; the grade keeps them.
-    under = _scaled_key(photo, scene_key(graded))
-    assert graded.max() == photo.max() > under.max() + 40
-
-
-def test_low_key_ladders_are_built_on_the_graded_window(monkeypatch):
-    photo = make_image(200, 200, seed=1)
-    seen = []
-
-    def record(window, recipe, rng, scene):
-        seen.append((window.copy(), dict(recipe), scene))
-        return window
-
-    monkeypatch.setattr(ladders, 'degrade', record)
-    options = dict(length=6, crop_size=(64, 64), scales=(1.0, ), windows=1)
-    graded = SyntheticLadderDataset([photo], low_key_share=1.0, **options)
-    plain = SyntheticLadderDataset([photo], **options)
-    key = scene_key(photo)
-    for index in range(len(graded)):
-        seen.clear()
-        item = graded[index]
-        # Every rung is degraded from one graded window, relative to the graded scene's
-        # key; the pristine rung keeps the pristine target.
-        windows = [w for w, _, _ in seen]
-        assert all(np.array_equal(windows[0], w) for w in windows)
-        keys = {scene for _, _, scene in seen}
-        assert len(keys) == 1 and keys.pop() < 0.9 * key
-        assert item['target'][0] == quality_target(seen[0][1])
-    seen.clear()
-    plain[0]
-    assert {scene for _, _, scene in seen} == {key}
-    # Without the option no draw is spent on it: items are those of earlier builds.
-    nothing = SyntheticLadderDataset([photo], low_key_share=0.0, **options)
-    assert torch.equal(nothing[3]['input'], plain[3]['input'])
-    with pytest.raises(ValueError, match='low_key_share'):
-        SyntheticLadderDataset([photo], low_key_share=1.5, **options)
 
 
 def _drawn_ladders(dataset, draws=2000):
@@ -198,44 +149,6 @@ def test_ladder_family_weights_override_the_defaults():
     with pytest.raises(ValueError, match='must be >= 0'):
         SyntheticLadderDataset([photo], length=1, crop_size=(64, 64),
                                family_weights={'motion_blur': -1.0})
-
-
-def test_ladder_views_are_flagged_for_the_anchor_unless_they_carry_an_unanchored_family(
-        monkeypatch):
-    dataset = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
-                                     crop_size=(64, 64), scales=(1.0,), rungs=3,
-                                     unanchored_families=('jpeg_compression',))
-    ladders = {
-        # A JPEG ladder: only its pristine base view is held to the anchor.
-        'jpeg': [{}, {'jpeg_compression': 2.0}, {'jpeg_compression': 3.5}],
-        # A blur ladder over a JPEG background: no view is.
-        'background': [{'jpeg_compression': 1.0}, {'jpeg_compression': 1.0,
-                                                   'defocus_blur': 2.0},
-                       {'jpeg_compression': 1.0, 'defocus_blur': 3.5}],
-        'noise': [{}, {'sensor_noise': 2.0}, {'sensor_noise': 3.5}],
-    }
-    expected = {'jpeg': [True, False, False], 'background': [False] * 3,
-                'noise': [True] * 3}
-    jpeg, blur = (FAMILY_CLASSES.index(f) for f in ('jpeg_compression', 'defocus_blur'))
-    noise = FAMILY_CLASSES.index('sensor_noise')
-    # The family head's labels: pristine is class 0, a mixture is left out.
-    classes = {'jpeg': [0, jpeg, jpeg], 'background': [jpeg, MIXED_VIEW, MIXED_VIEW],
-               'noise': [0, noise, noise]}
-    for name, recipes in ladders.items():
-        monkeypatch.setattr(dataset, 'recipes', lambda rng, recipes=recipes: recipes)
-        item = dataset[0]
-        assert item['anchor'].dtype == torch.bool
-        assert item['anchor'].tolist() == expected[name], name
-        assert item['family'].tolist() == classes[name], name
-    assert blur != jpeg and FAMILY_CLASSES[0] == 'pristine'
-    assert sorted(FAMILY_CLASSES[1:]) == sorted(FAMILIES)
-    # Without unanchored families every view is flagged.
-    everything = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=3,
-                                        crop_size=(64, 64), scales=(1.0,))
-    assert all(everything[i]['anchor'].all() for i in range(3))
-    with pytest.raises(ValueError, match='unknown families'):
-        SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
-                               crop_size=(64, 64), unanchored_families=('jpeg',))
 
 
 def _grid_offsets_seen(monkeypatch, axis, **options):

@@ -1,8 +1,7 @@
 """The ModelScope model: loads a model directory and runs :class:`IqaMosNet`."""
 import contextlib
-import copy
 import os
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +11,6 @@ from modelscope.models.builder import MODELS
 from ..config import PreprocessConfig
 from ..errors import ModelDirError
 from ..metainfo import TASK, Models, Pipelines
-from ..synthetic.ladders import FAMILY_CLASSES, MIXED_VIEW
 from .checkpoint import WEIGHTS_FILE, load_weights
 from .inference import EXACT_PRECISION, InferenceNetwork, check_precision
 from .network import IqaMosNet
@@ -68,16 +66,6 @@ class ImageQualityAssessmentMosModel(TorchModel):
       hinge. A 5-D ``input`` (N, K, 3, H, W) with ``target`` (N, K) is N groups of K
       views of one content (:class:`~modelscope_iqa.synthetic.SyntheticLadderDataset`);
       the ranking hinge then tells pairs within a group from pairs across groups.
-      With an anchor network (:meth:`anchor_to`) and a boolean ``anchor`` (one flag per
-      image) in the batch, ``anchor_loss_weight`` times the L1 distance between the
-      scores and the anchor's on the flagged images is added: fine-tuning learns what
-      the targets teach while holding the model to where it started elsewhere.
-      With ``family_loss_weight`` > 0 and a ``family`` class per image (a
-      :data:`~modelscope_iqa.synthetic.ladders.FAMILY_CLASSES` index) in the batch, a
-      training-only linear head on the pooled features names each view's degradation
-      and that weight times its cross-entropy is added: the trunk must tell JPEG from
-      noise from blur on any content. The family head is not part of the network: not
-      in the state dict, the checkpoints or the exported model.
 
     Its ``state_dict`` is the network's, with the hub checkpoint's keys, so the
     checkpoints ModelScope's trainer writes load into ModelScope's built-in model too.
@@ -97,8 +85,6 @@ class ImageQualityAssessmentMosModel(TorchModel):
         freeze_batchnorm: keep BatchNorm in inference mode while training (running
             statistics fixed, affine parameters still learn), so a batch of few contents
             (ladders) normalises as inference does.
-        anchor_loss_weight: weight of the anchor term (needs :meth:`anchor_to`).
-        family_loss_weight: weight of the family head's cross-entropy.
         inference_precision: the precision of inference and evaluation forwards
             (``'fp32'`` exact, ``'bf16'``, ``'fp16'`` on CUDA, ``'int8'`` on CPU; see
             :mod:`.inference`).
@@ -113,8 +99,6 @@ class ImageQualityAssessmentMosModel(TorchModel):
                  rank_margin_cap: Optional[float] = None,
                  rank_cross_min_gap: float = 0.0,
                  freeze_batchnorm: bool = False,
-                 anchor_loss_weight: float = 0.0,
-                 family_loss_weight: float = 0.0,
                  inference_precision: str = EXACT_PRECISION,
                  **kwargs):
         super().__init__(model_dir, *args, **kwargs)
@@ -127,19 +111,11 @@ class ImageQualityAssessmentMosModel(TorchModel):
         self.rank_margin_cap = None if rank_margin_cap is None else float(rank_margin_cap)
         self.rank_cross_min_gap = float(rank_cross_min_gap)
         self.freeze_batchnorm = bool(freeze_batchnorm)
-        self.anchor_loss_weight = float(anchor_loss_weight)
-        self.family_loss_weight = float(family_loss_weight)
-        # A frozen copy of a network (anchor_to), kept out of the module tree: not in
-        # the state dict, the optimiser's parameters or .to() moves.
-        self._anchor: List[IqaMosNet] = []
         check_precision(inference_precision, None)
         self.inference_precision = inference_precision
         # (precision, device, preprocessing) -> InferenceNetwork of the current weights;
         # emptied whenever they may change (training mode, loading a state dict).
         self._inference_networks: Dict[tuple, InferenceNetwork] = {}
-        for name in ('anchor_loss_weight', 'family_loss_weight'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.l1_loss_weight < 0 or self.rank_loss_weight < 0 or not (
                 self.l1_loss_weight or self.rank_loss_weight):
             raise ValueError('l1_loss_weight and rank_loss_weight must be >= 0 and not '
@@ -149,10 +125,6 @@ class ImageQualityAssessmentMosModel(TorchModel):
             raise ModelDirError(
                 f'{model_dir!r}: no {WEIGHTS_FILE} in the model directory')
         self.network = load_weights(IqaMosNet(), weights_path)
-        self.family_head = None
-        if self.family_loss_weight:
-            self.family_head = torch.nn.Linear(self.network.backbone.output_dims,
-                                               len(FAMILY_CLASSES))
         self.eval()
 
     def save_pretrained(self, target_folder, *args, config=None, **kwargs):
@@ -190,45 +162,6 @@ class ImageQualityAssessmentMosModel(TorchModel):
                                                              preprocess_config)
         return self._inference_networks[key]
 
-    def anchor_to(self, network: IqaMosNet) -> None:
-        """Hold training to ``network`` (e.g. the weights fine-tuning starts from):
-        a frozen copy in inference mode scores the batch's flagged images, and the
-        ``anchor_loss_weight`` term keeps this model's scores close to its scores."""
-        anchor = copy.deepcopy(network).eval()
-        for parameter in anchor.parameters():
-            parameter.requires_grad_(False)
-        self._anchor[:] = [anchor]
-
-    def _anchor_loss(self, input: torch.Tensor, pred: torch.Tensor,
-                     anchor: Optional[torch.Tensor]) -> torch.Tensor:
-        if not self.anchor_loss_weight:
-            return pred.sum() * 0.0
-        if not self._anchor or anchor is None:
-            raise ValueError('anchor_loss_weight > 0 needs anchor_to(network) and an '
-                             "'anchor' flag per image in the batch")
-        flags = torch.as_tensor(anchor, device=pred.device).reshape(-1).bool()
-        if not flags.any():
-            return pred.sum() * 0.0
-        network = self._anchor[0].to(input.device)
-        with torch.no_grad(), self._training_autocast(input.device):
-            features = network.forward_features(input[flags])
-        with torch.no_grad():
-            expected = torch.sigmoid(network.forward_head(features.float())).flatten()
-        return F.l1_loss(pred.flatten()[flags], expected)
-
-    def _family_loss(self, features: torch.Tensor,
-                     family: Optional[torch.Tensor]) -> torch.Tensor:
-        if self.family_head is None:
-            return features.sum() * 0.0
-        if family is None:
-            raise ValueError("family_loss_weight > 0 needs a 'family' class per image in "
-                             'the batch')
-        labels = torch.as_tensor(family, device=features.device).reshape(-1).long()
-        if not (labels != MIXED_VIEW).any():
-            return features.sum() * 0.0
-        logits = self.family_head(features.float().mean(dim=(2, 3)))
-        return F.cross_entropy(logits, labels, ignore_index=MIXED_VIEW)
-
     def train(self, mode: bool = True):
         if mode:
             self._inference_networks.clear()
@@ -247,9 +180,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
 
     def forward(self,
                 input: torch.Tensor,
-                target: Optional[torch.Tensor] = None,
-                anchor: Optional[torch.Tensor] = None,
-                family: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                target: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         if not self.training:
             pred = self.inference_network(device=input.device)(input).reshape(-1, 1)
             if target is None:
@@ -267,12 +198,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
         l1_loss = F.l1_loss(pred.flatten(), target.flatten())
         rank_loss = pairwise_rank_loss(pred, target, groups, self.rank_margin_cap,
                                        self.rank_cross_min_gap)
-        anchor_loss = self._anchor_loss(input, pred, anchor)
-        family_loss = self._family_loss(features, family)
-        loss = (self.l1_loss_weight * l1_loss + self.rank_loss_weight * rank_loss
-                + self.anchor_loss_weight * anchor_loss
-                + self.family_loss_weight * family_loss)
+        loss = self.l1_loss_weight * l1_loss + self.rank_loss_weight * rank_loss
         # ModelScope's trainer logs every output whose key contains 'loss'.
         return {'pred': pred, 'target': target, 'loss': loss,
-                'l1_loss': l1_loss.detach(), 'rank_loss': rank_loss.detach(),
-                'anchor_loss': anchor_loss.detach(), 'family_loss': family_loss.detach()}
+                'l1_loss': l1_loss.detach(), 'rank_loss': rank_loss.detach()}

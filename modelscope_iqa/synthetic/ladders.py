@@ -6,15 +6,6 @@ Each item is a group of ``rungs`` views: the pristine window (or the window unde
 fixed "background" degradation, for mixtures) and ``rungs - 1`` views at severities
 drawn from rising bands. Every family is drawn often and at visible strength; JPEG,
 whose artefacts are the easiest to miss on a small crop, twice as often as the others.
-
-A share of groups may start from the window in a low-key grade (``low_key_share``):
-midtones darkened by a power curve that keeps black and white, as a dark scene or a
-moody edit has them. Its ladder is built on it as on any pristine window (the grade is
-the photo, not a fault), with the exposure families relative to the graded scene's key.
-Under-exposure scales every value, highlights included; the grade keeps the highlights:
-the network is to learn that difference, where a dark photo alone tells it nothing. It
-did not help the default model (runs 22 and 23 of docs/default_model_stage2_experiment.md,
-against controls without it): every build stage runs with the share at 0.
 """
 from __future__ import annotations
 
@@ -30,7 +21,7 @@ from ..preprocessors.crop import landscape_crop, oriented
 from ..preprocessors.decoding import decode
 from ..preprocessors.scale import crop_to_float
 from .dataset import DEGRADE_MARGIN, detail
-from .distortions import FAMILIES, degrade, quality_target, scene_key, to_linear
+from .distortions import FAMILIES, degrade, quality_target, scene_key
 
 # JPEG codes luma in 8x8 blocks and, with 4:2:0 chroma subsampling (PIL's default, as
 # most cameras'), colour in 16x16 macroblocks: the crop starts at a random offset of that
@@ -43,45 +34,12 @@ SEVERITY_BANDS = ((0.5, 1.5), (1.5, 2.75), (2.75, 4.0))
 FAMILY_WEIGHTS: Mapping[str, float] = {
     family: 2.0 if family == 'jpeg_compression' else 1.0 for family in FAMILIES}
 BACKGROUND_SEVERITY = (0.5, 2.0)
-# The exponent of the low-key grade, value -> 255 * (value / 255) ** gamma, drawn from
-# this range: 1.5 takes the median training photo's mean pixel from 102 to 77, 3.0 to 39;
-# the low-key held-out and audit photos (Path, Peaks, Mountain, ...) lie at 34-56.
-LOW_KEY_GAMMA = (1.5, 3.0)
-# The classes of a view's degradation for the model's training-only family head: a
-# pristine view, or one family alone. Views under two or more families are labelled
-# MIXED_VIEW, which the head's loss ignores.
-FAMILY_CLASSES: Tuple[str, ...] = ('pristine', ) + tuple(sorted(FAMILIES))
-MIXED_VIEW = -1
-
-
-def low_key_grade(gamma: float) -> np.ndarray:
-    """The low-key grade's lookup table for uint8 values: black and white stay, every
-    value between darkens (``gamma`` > 1)."""
-    return np.round(255.0 * (np.arange(256) / 255.0)**gamma).astype(np.uint8)
-
-
-def graded_key(histogram: np.ndarray, table: np.ndarray) -> float:
-    """:func:`scene_key` of an image after the lookup ``table``, from the image's
-    histogram of uint8 values over all its channels: exact, without the image."""
-    return float(np.dot(histogram, to_linear(table)) / histogram.sum())
-
-
-def family_class(recipe: Mapping[str, float]) -> int:
-    """The index in ``FAMILY_CLASSES`` of a recipe's degradation (``MIXED_VIEW`` for
-    two or more families)."""
-    present = [family for family, severity in recipe.items() if severity > 0]
-    if len(present) > 1:
-        return MIXED_VIEW
-    return FAMILY_CLASSES.index(present[0] if present else 'pristine')
 
 
 class SyntheticLadderDataset(TorchCustomDataset):
-    """``length`` groups per epoch of ``{'input': (rungs, 3, h, w), 'target': (rungs,),
-    'anchor': (rungs,), 'family': (rungs,)}``; ``anchor`` flags the views free of every
-    family in ``unanchored_families`` (for the model's anchor term), ``family`` is each
-    view's :func:`family_class` (for its family head).
+    """``length`` groups per epoch of ``{'input': (rungs, 3, h, w), 'target': (rungs,)}``.
 
-    Photos are taken as given (the build script brings them to the model's working
+    Photos are taken as given (the default model's build brings them to the model's working
     scale, never upscaling) and also downscaled by each factor of ``scales`` below 1, which
     washes out the sources' own JPEG artefacts and varies the scale of detail.
 
@@ -96,16 +54,11 @@ class SyntheticLadderDataset(TorchCustomDataset):
             fixed moderate severity (the base view included).
         windows: of this many random windows the most detailed is kept, so that flat
             (e.g. bokeh) windows, where blur changes nothing visible, are rarer.
-        unanchored_families: families whose views are not flagged in ``anchor``: what
-            fine-tuning is to change (the other views are held to the anchor network).
         family_weights: how often a family is drawn, relative to the others, where it
             differs from ``FAMILY_WEIGHTS``.
         grid_period: the crop's offset from the window's corner, where the JPEG grid
             starts, is drawn from this many pixels in each axis: ``JPEG_MACROBLOCK``,
             or 8 as stages 2 and 3 of the shipped model drew it.
-        low_key_share: share of groups built on the window in a low-key grade (gamma
-            drawn from ``LOW_KEY_GAMMA``); 0 draws nothing for it, so items are those
-            of a dataset without the option.
         preprocess_config: the preprocessing options; None takes the package defaults.
     """
 
@@ -118,10 +71,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  scales: Sequence[float] = (1.0, 0.75, 0.5),
                  mixture_share: float = 0.25,
                  windows: int = 2,
-                 unanchored_families: Sequence[str] = (),
                  family_weights: Optional[Mapping[str, float]] = None,
                  grid_period: int = JPEG_MACROBLOCK,
-                 low_key_share: float = 0.0,
                  preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
@@ -134,23 +85,17 @@ class SyntheticLadderDataset(TorchCustomDataset):
         self.seed = int(seed)
         self.mixture_share = float(mixture_share)
         self.windows = int(windows)
-        unknown = (set(unanchored_families) | set(family_weights or {})) - set(FAMILIES)
+        unknown = set(family_weights or {}) - set(FAMILIES)
         if unknown:
             raise ValueError(f'unknown families {sorted(unknown)}; known: {sorted(FAMILIES)}')
-        self.unanchored_families = frozenset(unanchored_families)
         if grid_period < 1:
             raise ValueError(f'grid_period must be >= 1, got {grid_period}')
         self.grid_period = int(grid_period)
         # Around a crop while degrading: room for blur kernels and for the grid offset.
         self.window_pad = DEGRADE_MARGIN + self.grid_period
-        if not 0.0 <= low_key_share <= 1.0:
-            raise ValueError(f'low_key_share must be in [0, 1], got {low_key_share}')
-        self.low_key_share = float(low_key_share)
         need = max(self.crop_size) + 2 * self.window_pad
-        # (image, portrait, key of the whole image), and, where ladders are graded, each
-        # image's histogram of uint8 values (for the key of its low-key grade)
+        # (image, portrait, key of the whole image)
         self.images: List[Tuple[np.ndarray, bool, float]] = []
-        self.histograms: List[np.ndarray] = []
         for photo in photos:
             rgb = decode(photo).rgb()
             for scale in scales:
@@ -159,8 +104,6 @@ class SyntheticLadderDataset(TorchCustomDataset):
                 if min(image.shape[:2]) >= need:
                     self.images.append((np.ascontiguousarray(image),
                                         image.shape[0] > image.shape[1], scene_key(image)))
-                    if self.low_key_share:
-                        self.histograms.append(np.bincount(image.ravel(), minlength=256))
         if not self.images:
             raise ValueError(f'no photo is large enough for {self.crop_size} crops')
         self.families = sorted(FAMILIES)
@@ -173,9 +116,9 @@ class SyntheticLadderDataset(TorchCustomDataset):
     def __len__(self) -> int:
         return self.length
 
-    def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool, float, int]:
+    def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool, float]:
         """A random window of a random image: the crop with a ``window_pad`` margin on
-        every side, whether the image is portrait, the image's key and its index."""
+        every side, whether the image is portrait and the image's key."""
         index = int(rng.integers(len(self.images)))
         image, portrait, key = self.images[index]
         crop_h, crop_w = oriented(self.crop_size, portrait)
@@ -186,16 +129,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
             top = int(rng.integers(0, height - span_h + 1))
             left = int(rng.integers(0, width - span_w + 1))
             candidates.append(image[top:top + span_h, left:left + span_w])
-        return max(candidates, key=detail), portrait, key, index
-
-    def _graded(self, window: np.ndarray, key: float, index: int,
-                rng: np.random.Generator) -> Tuple[np.ndarray, float]:
-        """The window, and the key of its whole image, in a low-key grade for a
-        ``low_key_share`` of groups (as they are for the others)."""
-        if not self.low_key_share or rng.random() >= self.low_key_share:
-            return window, key
-        table = low_key_grade(float(rng.uniform(*LOW_KEY_GAMMA)))
-        return table[window], graded_key(self.histograms[index], table)
+        return max(candidates, key=detail), portrait, key
 
     def recipes(self, rng: np.random.Generator) -> List[Dict[str, float]]:
         """The degradation recipe of each rung, best first."""
@@ -210,22 +144,17 @@ class SyntheticLadderDataset(TorchCustomDataset):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
-        window, portrait, key, image_index = self._window(rng)
-        window, key = self._graded(window, key, image_index, rng)
+        window, portrait, key = self._window(rng)
         crop_h, crop_w = oriented(self.crop_size, portrait)
         top = self.window_pad - int(rng.integers(self.grid_period))
         left = self.window_pad - int(rng.integers(self.grid_period))
         flip = bool(rng.integers(2))
-        views, targets, anchor, classes = [], [], [], []
+        views, targets = [], []
         for recipe in self.recipes(rng):
             degraded = degrade(window, recipe, rng, key)
             crop = degraded[top:top + crop_h, left:left + crop_w]
             views.append(crop_to_float(
                 landscape_crop(crop, portrait, 'RGB', self.preprocess_config, flip)))
             targets.append(quality_target(recipe))
-            anchor.append(not self.unanchored_families.intersection(recipe))
-            classes.append(family_class(recipe))
         return {'input': torch.stack(views),
-                'target': torch.tensor(targets, dtype=torch.float32),
-                'anchor': torch.tensor(anchor),
-                'family': torch.tensor(classes, dtype=torch.long)}
+                'target': torch.tensor(targets, dtype=torch.float32)}

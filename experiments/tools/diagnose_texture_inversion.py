@@ -9,10 +9,10 @@ and take Spearman's correlation of score against -severity per (photo, family) a
 window. Prints, per model, photo set, family and scope: the mean SRCC and the share of
 inverted orders (SRCC < 0).
 
-    python scripts/diagnose_texture_inversion.py WORK_DIR MODEL_DIR [MODEL_DIR ...]
+    python experiments/tools/diagnose_texture_inversion.py WORK_DIR MODEL_DIR [MODEL_DIR ...]
 
 WORK_DIR is a build work folder (``pristine/train`` and ``pristine/holdout`` PNGs,
-written by ``build_default_model.py photos``).
+written by the build's ``photos`` step: ``python -m default_model_build photos``).
 """
 import argparse
 import sys
@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from modelscope_iqa.hub import open_model_folder
-from modelscope_iqa.hub import load_model
+from modelscope_iqa.hub import load_model, open_model_folder
 from modelscope_iqa.preprocessors import Pixels, network_crop
 from modelscope_iqa.synthetic.distortions import FAMILIES
 

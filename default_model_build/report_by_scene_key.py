@@ -1,8 +1,8 @@
 """The default model's report split by how dark each clean photo is.
 
-`build_default_model.py report` measures a candidate on the held-out and the audit
-photos. Its gaps sit on low-key scenes (dark forest, fog, dusk), which 2 of the 40
-training photos are. This script reads what `report` wrote (WORK/scores.csv and
+The build's `report` step measures a candidate on the held-out and the audit photos.
+Its gaps sit on low-key scenes (dark forest, fog, dusk), which 2 of the 40 training
+photos are. This reads what `report` wrote (WORK/scores.csv and
 WORK/audit_scores.csv, each with the model's and BRISQUE's score of every view) and the
 clean photos (WORK/pristine/holdout and WORK/pristine/audit). For each work folder, set
 and split it prints one row with the same measures as the report (modelscope_iqa's
@@ -15,7 +15,7 @@ The splits are all photos, photos whose clean mean pixel is at least LOW_KEY_MEA
 and photos under it. The sets are the held-out photos, the audit photos, and both
 together (every (photo, family) SRCC weighing the same, as in each set's mean).
 
-    python scripts/report_by_scene_key.py WORK [WORK ...] [--exclude PHOTO ...]
+    python -m default_model_build.report_by_scene_key WORK [WORK ...] [--exclude PHOTO ...]
 
 Several work folders (candidates reported on the same photos) give one table.
 ``--exclude`` leaves photos out of every row, such as held-out photos that an
@@ -30,14 +30,17 @@ import cv2
 
 from modelscope_iqa.metrics.severity import severity_report
 
+from .heldout import AUDITSET, VALSET
+
 # A clean photo whose mean pixel (0-255, over its channels) is under this is low key.
-# The split was made after the audit scores had been seen (docs/
-# default_model_stage2_experiment.md): it names where the gaps are, it does not test it.
+# The split was made after the audit scores had been seen: it names where the gaps are,
+# it does not test it.
 LOW_KEY_MEAN_PIXEL = 60
 # The issue's bound on every family's mean SRCC.
 FAMILY_GOAL = 0.85
-# (title, scores file written by `report`, folder of its clean photos under WORK/pristine)
-SETS = (('held out', 'scores.csv', 'holdout'), ('audit', 'audit_scores.csv', 'audit'))
+# (title, held-out set): `report` writes each set's PREFIXscores.csv; its clean photos
+# are in WORK/pristine/SPLIT.
+SETS = (('held out', VALSET), ('audit', AUDITSET))
 BOTH_SETS = 'both sets'
 
 
@@ -68,10 +71,10 @@ def read_sets(work_dir: Path, exclude=()):
     """(title, rows, each photo's clean mean pixel) for each of SETS, then for both
     together (the sets hold different photos)."""
     sets = []
-    for title, scores_file, photo_folder in SETS:
-        with open(work_dir / scores_file, newline='') as f:
+    for title, held_out in SETS:
+        with open(held_out.output(work_dir, 'scores.csv'), newline='') as f:
             rows = [r for r in csv.DictReader(f) if r['photo'] not in exclude]
-        keys = {photo: mean_pixel(work_dir / 'pristine' / photo_folder / f'{photo}.png')
+        keys = {photo: mean_pixel(work_dir / 'pristine' / held_out.split / f'{photo}.png')
                 for photo in sorted({r['photo'] for r in rows})}
         sets.append((title, rows, keys))
     sets.append((BOTH_SETS, [r for _, rows, _ in sets for r in rows],
@@ -98,7 +101,8 @@ def table_rows(work_dir: Path, exclude=()):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m default_model_build.report_by_scene_key',
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('work_dirs', nargs='+', type=Path,
                         help='build work folders on which `report` has run')
     parser.add_argument('--exclude', nargs='+', default=[], metavar='PHOTO',

@@ -10,12 +10,12 @@ at JPEG severities 3 and 4 (quality 12 and 5). Prints, per model, photo set and 
 the mean score at each severity and the share of photos ordered pristine > severity 3 >
 severity 4.
 
-    python scripts/diagnose_jpeg_grid.py WORK_DIR MODEL_DIR [MODEL_DIR ...]
+    python experiments/tools/diagnose_jpeg_grid.py WORK_DIR MODEL_DIR [MODEL_DIR ...]
 
 WORK_DIR is a build work folder (``pristine/train``, ``pristine/holdout`` and
-``pristine/audit`` PNGs, written by ``build_default_model.py photos``; ``--sets`` picks
-among them); photos not at the working size exactly (smaller ones, which the pipeline
-upscales) are skipped.
+``pristine/audit`` PNGs, written by ``python -m default_model_build photos``;
+``--sets`` picks among them); photos not at the working size exactly (smaller ones,
+which the pipeline upscales) are skipped.
 """
 import argparse
 import sys
@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from modelscope_iqa.config import PreprocessConfig
-from modelscope_iqa.hub import open_model_folder
-from modelscope_iqa.hub import load_model
+from modelscope_iqa.hub import load_model, open_model_folder
 from modelscope_iqa.preprocessors import Pixels, network_crop
 from modelscope_iqa.preprocessors.crop import centre_offsets
 from modelscope_iqa.synthetic.distortions import jpeg_compression
