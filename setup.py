@@ -6,10 +6,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def read_version() -> str:
-    for line in (HERE / 'modelscope_iqa' / '__init__.py').read_text().splitlines():
-        if line.startswith('__version__'):
+    """``VERSION`` in modelscope_iqa/config.py (read as text: setup.py runs before the
+    package's dependencies are installed)."""
+    for line in (HERE / 'modelscope_iqa' / 'config.py').read_text().splitlines():
+        if line.startswith('VERSION ='):
             return line.split('=')[1].strip().strip("'\"")
-    raise RuntimeError('__version__ not found')
+    raise RuntimeError('VERSION not found in modelscope_iqa/config.py')
 
 
 # ModelScope's trainer, pipeline and dataset modules import these at run time although

@@ -9,13 +9,13 @@ the subpackages load on first use (``modelscope_iqa.models``, ...).
 """
 from ._lazy import lazy_namespace
 from ._modelscope_index import list_when_modelscope_loads
-from .config import DEFAULT_MODEL_PATH
+from .config import DEFAULT_MODEL_PATH, VERSION
 
 # A model directory (configuration.json + pytorch_model.pt) that ships in the package:
 # pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR) works offline.
 DEFAULT_MODEL_DIR = str(DEFAULT_MODEL_PATH)
 
-__version__ = '0.2.0'
+__version__ = VERSION
 
 _SUBMODULES = ('cli', 'config', 'distributed', 'errors', 'export', 'hub', 'maps', 'metainfo',
                'metrics', 'models', 'msdatasets', 'pipelines', 'preprocessors', 'scoring',

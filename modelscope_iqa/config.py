@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 
+# The package's version (``modelscope_iqa.__version__``, setup.py's, ``--version``'s and
+# the embedded default model's: its weights ship with the package).
+VERSION = '0.3.0'
+
 # The embedded default model's folder; its configuration.json links to the
 # repository's top-level one, so there is a single copy.
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / 'default_model'

@@ -6,6 +6,7 @@ Nothing here touches the network unless a caller passes a hub id.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .config import WEIGHTS_FILE, DatasetConfig, PreprocessConfig
 from .errors import ExportError, HubUnreachableError, ModelDirError
+from .identity import ModelIdentity, model_folder_identity
 from .metainfo import Models, Preprocessors
 
 LOG = logging.getLogger(__name__)
@@ -119,6 +121,12 @@ class ModelFolder:
     def weights(self) -> str:
         return os.path.join(self.path, WEIGHTS_FILE)
 
+    @functools.cached_property
+    def identity(self) -> ModelIdentity:
+        """The weights' version and SHA-256, which every result records (hashed on
+        first use)."""
+        return model_folder_identity(self.path, self.config)
+
 
 def open_model_folder(model: str, revision: Optional[str] = None) -> ModelFolder:
     """Read ``model`` (a folder, or a hub id downloaded when online) once.
@@ -148,7 +156,6 @@ def open_model_folder(model: str, revision: Optional[str] = None) -> ModelFolder
         dataset = DatasetConfig.from_mapping()
     return ModelFolder(path, config, preprocess_config, dataset, ours,
                        published=OUR_SECTIONS_KEY in written)
-
 
 
 def load_model(model: Union[str, ModelFolder]):

@@ -12,6 +12,7 @@ metric) is the numerical reference every parity test compares against.
 """
 import copy
 import functools
+import hashlib
 import json
 import shutil
 import struct
@@ -99,6 +100,19 @@ def make_image(height: int, width: int, seed: int) -> np.ndarray:
     ], axis=-1)
     base += rng.normal(0, 12 + 4 * seed, size=base.shape)
     return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def identity_columns(model_dir) -> dict:
+    """The model columns every result of ``model_dir``'s weights must carry, computed
+    here from the file: its SHA-256's first 12 hex digits and the version its
+    configuration declares (the package's for the embedded default weights, else none)."""
+    folder = Path(model_dir)
+    sha256 = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+    default = hashlib.sha256((DEFAULT_MODEL_PATH / WEIGHTS_FILE).read_bytes()).hexdigest()
+    version = json.loads((folder / 'configuration.json').read_text()).get('model_version')
+    if version is None and sha256 == default:
+        version = modelscope_iqa.__version__
+    return {'model_version': version, 'model_sha256': 'sha256:' + sha256[:12]}
 
 
 def png_header_only(path, width, height):

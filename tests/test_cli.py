@@ -10,7 +10,7 @@ import pytest
 from modelscope.outputs import OutputKeys
 from PIL import Image
 
-from conftest import make_image
+from conftest import identity_columns, make_image
 
 VIDEO_FRAMES = 12
 
@@ -138,6 +138,9 @@ def test_video_score_is_the_mean_of_its_frames(media, our_model_dir, tmp_path):
     assert [r['frame'] for r in frames] == [0, 6, 11]
     assert len(whole) == 1 and whole[0]['frames'] == 3
     assert whole[0]['score'] == pytest.approx(np.mean([r['score'] for r in frames]))
+    # every JSON line, per frame too, names the weights (null: no declared version)
+    identity = identity_columns(our_model_dir)
+    assert all({key: r[key] for key in identity} == identity for r in rows)
 
 
 @pytest.mark.slow
@@ -189,7 +192,18 @@ def test_map_writes_overlays_and_grids_with_score_rows(media, our_model_dir, tmp
     assert scored.returncode == 0, scored.stderr
     assert sorted(p.name for p in (tmp_path / 'with_scores').rglob('*.map.*')) == [
         'good_a.map.npy', 'good_a.map.png', 'good_b.map.npy', 'good_b.map.png']
-    assert scored.stdout.splitlines()[0] == 'path,score,error,frames'
+    header, *rows = scored.stdout.splitlines()
+    assert header == 'path,score,error,frames,model_version,model_sha256'
+    assert len(rows) == 2
+    # an undeclared version is an empty column
+    columns = identity_columns(our_model_dir)
+    assert columns['model_version'] is None
+    assert all(row.endswith(f",,{columns['model_sha256']}") for row in rows), rows
+    with Image.open(out / 'good_a.map.png') as overlay:
+        assert overlay.text == {'model_version': '',
+                                'model_sha256': columns['model_sha256']}
+    for row in by_name.values():
+        assert row['model_sha256'] == columns['model_sha256'] and row['model_version'] == ''
 
 
 def test_map_usage_errors():
@@ -224,13 +238,14 @@ def test_evaluate_prints_metrics_and_writes_a_report(labelled, our_model_dir, tm
         result.stderr
     metrics = json.loads(result.stdout)
     assert set(metrics) == {'plcc', 'srcc', 'krcc', 'rmse'}
-    assert json.loads((report / 'metrics.json').read_text()) == metrics
+    assert json.loads((report / 'metrics.json').read_text()) == {
+        **metrics, **identity_columns(our_model_dir)}
     predictions = read_csv(report / 'predictions.csv')
     assert len(predictions) == 5
     with Image.open(report / 'scatter.png') as plot:
         plot.verify()
     # the same numbers as the trainer flow in Python
-    from modelscope_iqa.cli.evaluate import load_labels, run_evaluation
+    from modelscope_iqa.cli.evaluation import load_labels, run_evaluation
     from modelscope_iqa.config import DatasetConfig
     rows, _, _ = load_labels(str(labelled / 'labels.csv'), DatasetConfig.from_mapping())
     expected, _, _ = run_evaluation(str(our_model_dir), rows, 1, 0, 'cpu')

@@ -23,7 +23,8 @@ from modelscope.outputs import OutputKeys
 from modelscope.pipelines import pipeline
 from modelscope.utils.constant import Tasks
 
-from conftest import png_header_only
+from conftest import identity_columns, png_header_only
+import modelscope_iqa
 from modelscope_iqa import DEFAULT_MODEL_DIR
 from modelscope_iqa.demo import DemoScorer
 from modelscope_iqa.demo.scoring import (SCORE_DECIMALS, comparison, example_images,
@@ -193,9 +194,13 @@ def test_client_api_scores_as_the_pipeline(demo_server, exact_scores, bad_upload
     client = Client(url, verbose=False)
     result = client.predict(handle_file(str(PRISTINE)), api_name='/score')
     assert result['score'] == exact_scores[PRISTINE.name] and result['error'] is None
+    identity = identity_columns(DEFAULT_MODEL_DIR)  # the weights behind the answer
+    assert identity['model_version'] == modelscope_iqa.__version__
+    assert {key: result[key] for key in identity} == identity
     assert len(result['grid']) == 23 and len(result['grid'][0]) == 40
     bad = client.predict(handle_file(str(bad_uploads[0])), api_name='/score')
     assert bad['score'] is None and 'not a recognised image format' in bad['error']
+    assert bad['model_sha256'] == identity['model_sha256']
     verdict, _, _ = client.predict(handle_file(str(JPEG)), handle_file(str(PRISTINE)),
                                    api_name='/compare')
     assert verdict.startswith(f'**{PRISTINE.name}**')

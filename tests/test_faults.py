@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_image
+from conftest import identity_columns, make_image
 from modelscope_iqa.errors import InputError, OutputError
 from modelscope_iqa.preprocessors import decode
 from modelscope_iqa.preprocessors.decoding import (URL_MAX_BYTES_ENV, URL_TIMEOUT_ENV,
@@ -111,12 +111,14 @@ def _kill_when(process, condition, delay):
 def _check_kept_and_resume(output, clean_scores, image_folder, small_model_dir):
     text = open(output, newline='').read()
     lines = text.split('\n')
-    assert lines[0] == 'path,score,error,frames'
+    assert lines[0] == 'path,score,error,frames,model_version,model_sha256'
+    identity = identity_columns(small_model_dir)
     # Every complete line is a whole row; at most the last is cut short.
     complete = lines[1:-1]
     for line in complete:
-        path, score, error, frames = next(csv.reader([line]))
+        path, score, error, frames, version, sha256 = next(csv.reader([line]))
         assert score == clean_scores[path] and error == '' and frames == ''
+        assert version == '' and sha256 == identity['model_sha256']
     kept = len(complete)
     resumed = subprocess.run(_command('score', image_folder, '--model', small_model_dir,
                                       '--output', output, '--workers', 0, '--resume'),
@@ -126,6 +128,7 @@ def _check_kept_and_resume(output, clean_scores, image_folder, small_model_dir):
     rows = _rows(output)
     assert sorted(row['path'] for row in rows) == sorted(clean_scores)  # each input once
     assert {row['path']: row['score'] for row in rows} == clean_scores
+    assert {row['model_sha256'] for row in rows} == {identity['model_sha256']}
     return kept
 
 
@@ -225,6 +228,49 @@ def test_an_unwritable_output_is_refused_naming_it(tmp_path, small_model_dir, im
     assert main(['score', str(image_folder / '000.png'), '--model', str(small_model_dir),
                  '--output', str(output), '--workers', '0']) == 3
     assert f'{str(output)!r}: cannot write (Not a directory)' in capsys.readouterr().err
+
+
+def _written_by(output, sha256, paths, suffix=''):
+    """A result file (CSV) whose rows say ``sha256`` produced them."""
+    with open(f'{output}{suffix}', 'w', newline='') as f:
+        writer = csv.writer(f, lineterminator='\n')
+        writer.writerow(['path', 'score', 'error', 'frames', 'model_version', 'model_sha256'])
+        for path in paths:
+            writer.writerow([path, '0.5', '', '', '', sha256])
+
+
+@pytest.mark.parametrize('where', ['output', 'part file', 'no identity'])
+def test_resume_refuses_rows_of_other_weights(where, tmp_path, small_model_dir,
+                                              image_folder, capsys):
+    """Scores of two models never mix in one file: a resumed output (or a part file
+    left by an interrupted multi-process run) written by other weights, or by a version
+    that recorded none, is refused before anything is scored or appended."""
+    from modelscope_iqa.cli.main import main
+    output = tmp_path / 'scores.csv'
+    first = str(image_folder / '000.png')
+    ours = identity_columns(small_model_dir)['model_sha256']
+    other = 'sha256:0123456789ab'
+    if where == 'output':
+        _written_by(output, other, [first])
+    elif where == 'part file':
+        _written_by(output, ours, [first])
+        _written_by(output, other, [str(image_folder / '001.png')], '.rank1.part')
+    else:
+        output.write_text(f'path,score,error,frames\n{first},0.5,,\n')
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert main(['score', str(image_folder), '--model', str(small_model_dir), '--output',
+                 str(output), '--workers', '0', '--resume']) == 3
+    error = capsys.readouterr().err
+    recorded = 'no model identity' if where == 'no identity' else other
+    assert f'were written by other weights ({recorded}' in error
+    assert f'not by this model unversioned ({ours})' in error
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()
+            if not p.name.endswith('.lock')} == before  # nothing appended or removed
+    # without --resume the file is replaced, every row by this model
+    assert main(['score', str(image_folder), '--model', str(small_model_dir), '--output',
+                 str(output), '--workers', '0']) == 0
+    rows = _rows(output)
+    assert len(rows) == IMAGES and {row['model_sha256'] for row in rows} == {ours}
 
 
 @pytest.mark.slow

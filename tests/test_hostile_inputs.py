@@ -254,7 +254,7 @@ def test_bad_evaluation_rows_are_listed_or_skipped(tmp_path, small_model_dir):
     labels = _labels(tmp_path, [['0.png', '3.1'], ['1.png', 'good'], ['gone.png', '2.0'],
                                 ['2.png', ''], ['0.png', '4.0'], ['3.png', '2.2'],
                                 ['1.png', 'nan'], ['2.png', '1.5']])
-    from modelscope_iqa.cli.evaluate import load_labels
+    from modelscope_iqa.cli.evaluation import load_labels
     from modelscope_iqa.config import DatasetConfig
     with pytest.raises(DatasetError) as raised:
         load_labels(str(labels), DatasetConfig.from_mapping())

@@ -15,7 +15,7 @@ from PIL import Image
 pytest.importorskip('onnxruntime')
 import onnx  # noqa: E402
 
-from conftest import make_image  # noqa: E402
+from conftest import identity_columns, make_image  # noqa: E402
 from modelscope_iqa import DEFAULT_MODEL_DIR, export_onnx  # noqa: E402
 from modelscope_iqa.cli.main import main  # noqa: E402
 from modelscope_iqa.config import CONFIGURATION_FILE  # noqa: E402
@@ -78,7 +78,11 @@ def test_metadata_comes_from_the_configuration(onnx_file):
     assert metadata['modelscope_iqa.precision'] == 'fp32'
     assert 'BGR' in metadata['modelscope_iqa.input']
     assert 'counter-clockwise' in metadata['modelscope_iqa.preprocessing']
-    assert len(metadata['modelscope_iqa.weights_sha256']) == 64
+    # the weights it was exported from, which every score made with it records
+    identity = identity_columns(DEFAULT_MODEL_DIR)
+    assert 'sha256:' + metadata['modelscope_iqa.weights_sha256'][:12] == \
+        identity['model_sha256'] and len(metadata['modelscope_iqa.weights_sha256']) == 64
+    assert metadata['modelscope_iqa.model_version'] == identity['model_version']
 
 
 def test_onnxruntime_scores_equal_the_exact_mode(onnx_file, images, exact_scores):
@@ -98,8 +102,11 @@ def test_command_line_scores_with_onnxruntime(onnx_file, images, exact_scores, t
     assert main(['score', *images, '--backend', 'onnxruntime', '--onnx', onnx_file,
                  '--output', str(output), '--workers', '0', '--batch-size', '2']) == 0
     with open(output, newline='') as f:
-        scores = [float(row['score']) for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    scores = [float(row['score']) for row in rows]
     np.testing.assert_allclose(scores, exact_scores, rtol=0, atol=FP32_TOLERANCE)
+    identity = identity_columns(DEFAULT_MODEL_DIR)  # the weights it was exported from
+    assert all({key: row[key] for key in identity} == identity for row in rows)
     for wrong in (['--backend', 'onnxruntime'], ['--onnx', onnx_file],
                   ['--backend', 'onnxruntime', '--onnx', onnx_file, '--maps', 'm'],
                   ['--backend', 'onnxruntime', '--onnx', onnx_file, '--precision', 'bf16']):

@@ -1,160 +1,102 @@
-"""``modelscope-iqa evaluate``: ModelScope's trainer evaluation on a labelled CSV, and an
-optional report folder (metrics, per-image predictions, a scatter plot)."""
+"""``modelscope-iqa evaluate``: PLCC, SRCC, KRCC and RMSE against labelled MOS, with
+ModelScope's trainer evaluation (:mod:`.evaluation` runs it), and an optional report."""
 from __future__ import annotations
 
-import csv
-import glob
+import argparse
+import contextlib
 import json
-import math
+import logging
 import os
+import shutil
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Iterator, Sequence
 
-import numpy as np
+from .arguments import (EXIT_OK, add_model, add_precision, check_precision, chosen_device,
+                        default_model, non_negative_int, positive_int)
 
-from .. import distributed
-from ..config import DatasetConfig
-from ..errors import DatasetError
-from ..models import EXACT_PRECISION
+LOG = logging.getLogger(__name__)
 
 
-MAX_LISTED_BAD_ROWS = 20
+def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
+    evaluate = commands.add_parser(
+        'evaluate', help='evaluate against labelled MOS', parents=list(parents),
+        description="Evaluate on a CSV with columns 'image:FILE' (paths relative to the "
+        "CSV) and 'mos', or a folder holding one such CSV. Prints PLCC, SRCC, KRCC and "
+        'RMSE as JSON; the same evaluation as build_trainer(...).evaluate().')
+    evaluate.add_argument('--data', required=True, help='CSV file, or folder with one CSV')
+    add_model(evaluate)
+    evaluate.add_argument('--report', default=None, metavar='DIR',
+                          help='write metrics.json (with the model\'s version and '
+                          'SHA-256), predictions.csv and scatter.png here')
+    evaluate.add_argument('--skip-bad', action='store_true',
+                          help='leave out rows with a missing image, a missing or '
+                          'non-numeric MOS, or a repeated image (listed on stderr and '
+                          'in the report\'s skipped.txt) instead of refusing the data')
+    evaluate.add_argument('--batch-size', type=positive_int, default=4)
+    evaluate.add_argument('--workers', type=non_negative_int, default=0)
+    evaluate.add_argument('--device', default='cpu')
+    add_precision(evaluate)
+    evaluate.set_defaults(func=run)
 
 
-def _row_problem(row: Dict[str, str], config: DatasetConfig,
-                 seen: Dict[str, int]) -> Optional[str]:
-    image = row[config.image_column]
-    raw_mos = (row.get(config.mos_column) or '').strip()
-    if not raw_mos:
-        return 'MOS is missing'
+def _our_model_dir(folder, scratch: str) -> str:
+    """The folder itself when its configuration names our model; otherwise a scratch
+    folder with its weights and our configuration (a published folder's own sections;
+    for an official hub folder the package's), which ModelScope's trainer builds our
+    model from."""
+    from ..config import CONFIGURATION_FILE, WEIGHTS_FILE
+    from ..hub import CONFIGURATION_NAME
+    if folder.names_our_model and not folder.published:
+        return folder.path
+    LOG.info('%s: evaluated with our model class and configuration', folder.path)
+    configuration = os.path.join(scratch, CONFIGURATION_NAME)
+    if folder.published:
+        with open(configuration, 'w', encoding='utf-8') as f:
+            json.dump(folder.config, f)
+    else:
+        shutil.copy(CONFIGURATION_FILE, configuration)
+    os.symlink(os.path.abspath(folder.weights), os.path.join(scratch, WEIGHTS_FILE))
+    return scratch
+
+
+@contextlib.contextmanager
+def _modelscope_logs(verbose: bool) -> Iterator[None]:
+    """ModelScope's INFO logs (its whole configuration, hook tables) only with
+    ``--verbose``; its warnings always."""
+    logger = logging.getLogger('modelscope')
+    keep = logging.DEBUG if verbose else logging.WARNING
+
+    def above(record: logging.LogRecord) -> bool:
+        return record.levelno >= keep
+
+    logger.addFilter(above)
     try:
-        mos = float(raw_mos)
-    except ValueError:
-        return f'MOS {raw_mos!r} is not a number'
-    if not math.isfinite(mos):
-        return f'MOS {raw_mos!r} is not a finite number'
-    if not os.path.isfile(image):
-        return f'{image!r}: no such file'
-    if image in seen:
-        return f'{image!r}: duplicate of line {seen[image]}'
-    return None
+        yield
+    finally:
+        logger.removeFilter(above)
 
 
-def load_labels(data: str, config: DatasetConfig, skip_bad: bool = False
-                ) -> Tuple[List[Dict[str, object]], str, List[str]]:
-    """Rows of a CSV (or of the one CSV inside a folder) with image paths made absolute
-    (relative paths are relative to the CSV). Returns the rows, the CSV's path, and the
-    bad rows left out (``skip_bad``), each described with its line number.
-
-    A row is bad when its MOS is missing, not a number or not finite, its image file
-    does not exist, or it repeats an earlier row's image. Without ``skip_bad`` any bad
-    row raises :class:`DatasetError` listing them.
-    """
-    csv_path = data
-    if os.path.isdir(data):
-        candidates = sorted(glob.glob(os.path.join(data, '*.csv')))
-        if len(candidates) != 1:
-            raise DatasetError(f'{data!r}: expected exactly one .csv in the folder, '
-                               f'found {len(candidates)}')
-        csv_path = candidates[0]
-    if not os.path.isfile(csv_path):
-        raise DatasetError(f'{csv_path!r}: no such file')
-    base = os.path.dirname(os.path.abspath(csv_path))
-    rows, bad, seen = [], [], {}
-    with open(csv_path, newline='', encoding='utf-8') as f:
-        reader = csv.DictReader(f)
-        missing = {config.image_column, config.mos_column} - set(reader.fieldnames or ())
-        if missing:
-            raise DatasetError(f'{csv_path!r}: missing column(s) {sorted(missing)}; '
-                               f'found {reader.fieldnames}')
-        for row in reader:
-            line = reader.line_num
-            row = dict(row)
-            row[config.image_column] = os.path.join(base, row[config.image_column] or '')
-            problem = _row_problem(row, config, seen)
-            if problem is None:
-                seen[row[config.image_column]] = line
-                rows.append(row)
-            else:
-                bad.append(f'line {line}: {problem}')
-    if bad and not skip_bad:
-        listed = '\n  '.join(bad[:MAX_LISTED_BAD_ROWS])
-        more = f'\n  ... and {len(bad) - MAX_LISTED_BAD_ROWS} more' \
-            if len(bad) > MAX_LISTED_BAD_ROWS else ''
-        raise DatasetError(f'{csv_path!r}: {len(bad)} bad row(s) (--skip-bad leaves them '
-                           f'out):\n  {listed}{more}')
-    if not rows:
-        raise DatasetError(f'{csv_path!r}: no usable rows')
-    return rows, csv_path, bad
-
-
-class _PredictionCollector:
-    """ModelScope's ``saving_fn``: receives each evaluation batch's inputs and outputs."""
-
-    def __init__(self):
-        self.preds: List[float] = []
-
-    def __call__(self, inputs, outputs) -> None:
-        self.preds.extend(outputs['pred'].float().flatten().cpu().tolist())
-
-
-def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: str,
-                   precision: str = EXACT_PRECISION):
-    """Metrics and per-row predictions from ``build_trainer(...).evaluate()`` (with the
-    trainer that skips the hub check of local folders and merges ranks exactly), the
-    model scoring in ``precision`` as the pipeline does. Under several processes every
-    rank returns the whole result."""
-    from modelscope.trainers import build_trainer
-
+def run(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..hub import open_model_folder
-    from ..metainfo import Trainers
-    from ..msdatasets import ImageQualityAssessmentMosDataset
-    dataset = ImageQualityAssessmentMosDataset(rows, open_model_folder(model_dir).dataset)
-    collector = _PredictionCollector()
-    with tempfile.TemporaryDirectory() as work_dir:
-        trainer = build_trainer(name=Trainers.iqa_mos, default_args=dict(
-            model=model_dir, train_dataset=None, eval_dataset=dataset, work_dir=work_dir,
-            device=device, cfg_options={
-                'evaluation.dataloader.batch_size_per_gpu': batch_size,
-                'evaluation.dataloader.workers_per_gpu': workers,
-                'model.inference_precision': precision}))
-        metrics = trainer.evaluate(saving_fn=collector)
-    preds = distributed.unshard(distributed.all_gather(collector.preds))
-    return metrics, preds, dataset
+    from .evaluation import load_labels, run_evaluation, write_report
 
-
-def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_config,
-                 preds: List[float], skipped: Optional[List[str]] = None) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    os.makedirs(report_dir, exist_ok=True)
-    with open(os.path.join(report_dir, 'metrics.json'), 'w') as f:
-        json.dump(metrics, f, indent=2)
-    if skipped:
-        with open(os.path.join(report_dir, 'skipped.txt'), 'w') as f:
-            f.write(''.join(f'{problem}\n' for problem in skipped))
-    targets = [dataset_config.target(r[dataset_config.mos_column]) for r in rows]
-    with open(os.path.join(report_dir, 'predictions.csv'), 'w', newline='') as f:
-        writer = csv.writer(f, lineterminator='\n')
-        writer.writerow(['path', 'mos', 'target', 'pred'])
-        for row, target, pred in zip(rows, targets, preds):
-            # the target at 12 significant digits: 2.2 x 0.2 is 0.44, not 0.44000000000000006
-            writer.writerow([row[dataset_config.image_column], row[dataset_config.mos_column],
-                             format(target, '.12g'), pred])
-    figure = Figure(figsize=(6, 6), dpi=100)  # no pyplot: no process-wide backend
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
-    axes.scatter(targets, preds, s=14, alpha=0.7)
-    if len(set(targets)) > 1:
-        slope, intercept = np.polyfit(targets, preds, 1)
-        xs = np.linspace(min(targets), max(targets), 50)
-        axes.plot(xs, slope * xs + intercept, color='tab:red',
-                  label=f'fit: pred = {slope:.3f} x true + {intercept:.3f}')
-        axes.legend(loc='best')
-    axes.set_xlabel(f'true MOS x {dataset_config.mos_scale:g}')
-    axes.set_ylabel('predicted score')
-    axes.set_title(' '.join(f'{k.upper()} {v:.4f}' for k, v in metrics.items()))
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(os.path.join(report_dir, 'scatter.png'))
+    device = chosen_device(args)
+    check_precision(args, device)
+    ranks = distributed.setup(device)
+    folder = open_model_folder(args.model or default_model())
+    dataset_config = folder.dataset
+    with tempfile.TemporaryDirectory() as scratch:
+        our_dir = _our_model_dir(folder, scratch)
+        rows, _, skipped = load_labels(args.data, dataset_config, args.skip_bad)
+        for problem in skipped:
+            LOG.warning('skipped %s', problem)
+        with _modelscope_logs(args.verbose):
+            metrics, preds, _ = run_evaluation(our_dir, rows, args.batch_size, args.workers,
+                                               str(device), args.precision)
+    if ranks.is_main:
+        print(json.dumps(metrics))
+        if args.report:
+            write_report(args.report, metrics, rows, dataset_config, preds, skipped,
+                         folder.identity)
+    return EXIT_OK

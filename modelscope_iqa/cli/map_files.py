@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Dict, Sequence
 
 from ..errors import OutputError
+from ..identity import ModelIdentity
 from ..preprocessors.decoding import URL_SCHEMES
 
 PNG_SUFFIX, GRID_SUFFIX = '.map.png', '.map.npy'
@@ -54,13 +55,19 @@ def map_names(inputs: Sequence[str]) -> Dict[str, str]:
     return names
 
 
-def write_map(quality_map, output_dir: str, name: str, alpha: float) -> str:
-    """Write ``name``'s overlay and grid under ``output_dir``; the overlay's path."""
+def write_map(quality_map, output_dir: str, name: str, alpha: float,
+              identity: ModelIdentity) -> str:
+    """Write ``name``'s overlay (``identity``'s fields in its PNG text chunks) and grid
+    under ``output_dir``; the overlay's path."""
     import numpy as np
+    from PIL.PngImagePlugin import PngInfo
     stem = os.path.join(output_dir, name)
+    text = PngInfo()
+    for key, value in identity.fields().items():
+        text.add_text(key, value or '')
     try:
         os.makedirs(os.path.dirname(stem), exist_ok=True)
-        quality_map.overlay(alpha).save(stem + PNG_SUFFIX)
+        quality_map.overlay(alpha).save(stem + PNG_SUFFIX, pnginfo=text)
         np.save(stem + GRID_SUFFIX, quality_map.grid)
     except OSError as exc:
         raise OutputError(f'{stem + PNG_SUFFIX!r}: cannot write the quality map '

@@ -15,6 +15,10 @@ Under ``torchrun`` each rank writes its rows to a part file next to the output
 appends the parts' rows to OUTPUT in input order and the parts are removed. A run killed
 before that leaves the part files; ``--resume`` (with any number of processes) folds
 their complete rows into OUTPUT first, so nothing already scored is lost.
+
+Every row records the weights that produced it (``model_version``, ``model_sha256``);
+``--resume`` refuses an output or part file with a row of other weights (or of none), so
+the scores of two models never mix in one file.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 from .. import distributed
 from ..errors import OutputError
+from ..identity import SHA256_FIELD, ModelIdentity
 
 LOG = logging.getLogger(__name__)
 PART_SUFFIX = '.part'
@@ -112,11 +117,13 @@ def read_rows(path: str, like: Optional[str] = None) -> List[Dict[str, str]]:
 
 class ResultWriter:
     """Writes rows with the columns ``fields`` to ``path`` (stdout if None), in the
-    format of ``like`` when given (else of ``path``)."""
+    format of ``like`` when given (else of ``path``); ``stamp``'s columns (the model's
+    identity) are added to every row that lacks them."""
 
     def __init__(self, path: Optional[str], fields: Iterable[str], append: bool = False,
-                 like: Optional[str] = None):
+                 like: Optional[str] = None, stamp: Optional[Row] = None):
         self.fields = list(fields)
+        self.stamp = dict(stamp or {})
         self.jsonl = _is_jsonl(like or path)
         existing = append and path is not None and os.path.exists(path) and \
             os.path.getsize(path) > 0
@@ -152,6 +159,7 @@ class ResultWriter:
             raise _write_error(self.path, exc) from exc
 
     def write(self, row: Dict[str, object]) -> None:
+        row = {**self.stamp, **row}
         values = {k: ('' if row.get(k) is None else row.get(k)) for k in self.fields}
         if self.jsonl:
             line = json.dumps({k: row.get(k) for k in self.fields}) + '\n'
@@ -216,26 +224,35 @@ class RunOutput:
     interrupted multi-process run, skipping inputs already in the output on resume),
     :meth:`writer` gives this rank's writer, :meth:`finish` merges the ranks' rows."""
 
-    def __init__(self, output: Optional[str], fields: Sequence[str], resume: bool):
+    def __init__(self, output: Optional[str], fields: Sequence[str], resume: bool,
+                 identity: ModelIdentity):
         self.output = output
         self.fields = list(fields)
         self.resume = resume
+        self.identity = identity
         self.ranks = distributed.current()
         self._part = (f'{output}.rank{self.ranks.rank}{PART_SUFFIX}'
                       if output is not None and self.ranks.distributed else None)
         self._lock: Optional[OutputLock] = None
 
-    def _take_lock(self) -> None:
-        """Rank 0 locks the output; every rank raises the same error if it cannot."""
+    def _on_main_for_all(self, action) -> None:
+        """Run ``action`` on rank 0; when it raises :class:`OutputError`, every rank
+        raises the same error."""
         refusal = None
         if self.ranks.is_main:
             try:
-                self._lock = OutputLock(self.output)
+                action()
             except OutputError as exc:
                 refusal = str(exc)
         refusal = distributed.broadcast_from_main(refusal)
         if refusal is not None:
             raise OutputError(refusal)
+
+    def _take_lock(self) -> None:
+        """Rank 0 locks the output."""
+        def lock() -> None:
+            self._lock = OutputLock(self.output)
+        self._on_main_for_all(lock)
 
     def close(self) -> None:
         """Let go of the output's lock (the kernel does it too if the process dies)."""
@@ -260,9 +277,21 @@ class RunOutput:
         return distributed.broadcast_from_main(todo)
 
     def writer(self) -> ResultWriter:
+        stamp = self.identity.fields()
         if self._part is not None:
-            return ResultWriter(self._part, self.fields, like=self.output)
-        return ResultWriter(self.output, self.fields, append=self.resume)
+            return ResultWriter(self._part, self.fields, like=self.output, stamp=stamp)
+        return ResultWriter(self.output, self.fields, append=self.resume, stamp=stamp)
+
+    def _check_identity(self, rows: Iterable[Row], source: str) -> None:
+        """Refuse to resume ``source`` when a row of it was written by other weights."""
+        for row in rows:
+            if not self.identity.matches(row):
+                recorded = row.get(SHA256_FIELD) or 'no model identity (an older version)'
+                raise OutputError(
+                    f'{source!r}: its rows were written by other weights ({recorded}), not '
+                    f'by this model {self.identity.describe()}; resuming would mix two '
+                    "models' scores in one file. Write to another --output, or rerun "
+                    'without --resume to replace it')
 
     def finish(self, todo: Sequence[str]) -> None:
         """Multi-process runs: rank 0 appends every rank's rows to the output in input
@@ -294,6 +323,12 @@ class RunOutput:
         parts = sorted(glob.glob(glob.escape(self.output) + '.rank*' + PART_SUFFIX))
         found = distributed.all_gather(
             [row for part in parts for row in read_rows(part, like=self.output)])
+        if self.resume:
+            def check() -> None:  # before anything is appended
+                self._check_identity((row for rows in found for row in rows),
+                                     f'{self.output}.rank*{PART_SUFFIX}')
+                self._check_identity(read_rows(self.output), self.output)
+            self._on_main_for_all(check)
         if self.resume and self.ranks.is_main and any(found):
             recovered = self._append_in_input_order(
                 (row for rows in found for row in rows), inputs,

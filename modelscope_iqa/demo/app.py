@@ -6,7 +6,7 @@ Offline by design: Gradio's telemetry and version check are switched off, its de
 theme uses the fonts it ships, and the page loads nothing from elsewhere (tested in Chromium with
 its network log). Every event is also an endpoint of Gradio's client API
 (``gradio_client``): ``/score`` takes one file and returns ``{'score', 'error',
-'grid'}``; see the README.
+'grid', 'model_version', 'model_sha256'}``; see docs/cli.md.
 """
 from __future__ import annotations
 
@@ -81,15 +81,20 @@ def build_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu'
         result_a, result_b = scorer.score([first, second])
         return comparison(result_a, result_b), result_a.overlay, result_b.overlay
 
+    identity = scorer.mapper.identity
+
     def score_one(path: Optional[str]) -> dict:
         if not path:
-            return {'score': None, 'error': 'no file given', 'grid': None}
+            return {'score': None, 'error': 'no file given', 'grid': None,
+                    **identity.fields()}
         result, = scorer.score([path])
         grid = None if result.quality_map is None else result.quality_map.grid.tolist()
-        return {'score': result.score, 'error': result.error, 'grid': grid}
+        return {'score': result.score, 'error': result.error, 'grid': grid,
+                **identity.fields()}
 
     with gr.Blocks(title='modelscope-iqa: image quality', analytics_enabled=False) as demo:
-        gr.Markdown(INTRO + (f'\nModel: {model_note}\n' if model_note else ''))
+        gr.Markdown(INTRO + f'\nModel: {model_note + ", " if model_note else ""}'
+                    f'{identity.describe()}\n')
         with gr.Tab('Score photos'):
             uploads = gr.File(label='Photos: drop one or many', file_count='multiple',
                               type='filepath', elem_id='uploads')

@@ -9,20 +9,29 @@ import json
 from typing import Dict
 
 from ..config import DatasetConfig, PreprocessConfig
-from ..models.checkpoint import file_sha256
+from ..identity import ModelIdentity
 from ..preprocessors.scale import UINT8_MAX
 
 PREFIX = 'modelscope_iqa.'
 PREPROCESSOR_KEY = PREFIX + 'preprocessor'
 DATASET_KEY = PREFIX + 'dataset'
 PRECISION_KEY = PREFIX + 'precision'
+WEIGHTS_SHA256_KEY = PREFIX + 'weights_sha256'
+MODEL_VERSION_KEY = PREFIX + 'model_version'
+
+
 def export_metadata(preprocess: PreprocessConfig, dataset: DatasetConfig, precision: str,
-                    weights: str, version: str) -> Dict[str, str]:
+                    identity: ModelIdentity, version: str) -> Dict[str, str]:
+    """The metadata of a file exported by package ``version`` from the weights
+    ``identity``."""
     crop_h, crop_w = preprocess.crop_size
     resize_h, resize_w = preprocess.resize_size
+    weights = {WEIGHTS_SHA256_KEY: identity.sha256}
+    if identity.version is not None:
+        weights[MODEL_VERSION_KEY] = identity.version
     return {
         PREFIX + 'version': version,
-        PREFIX + 'weights_sha256': file_sha256(weights),
+        **weights,
         PRECISION_KEY: precision,
         PREPROCESSOR_KEY: json.dumps(dataclasses.asdict(preprocess)),
         DATASET_KEY: json.dumps(dataclasses.asdict(dataset)),
@@ -39,6 +48,11 @@ def export_metadata(preprocess: PreprocessConfig, dataset: DatasetConfig, precis
         PREFIX + 'output': ('mos: float32 (N,), quality in [0, 1], higher is better; a '
                             f"dataset's MOS times {dataset.mos_scale:g} is on this scale"),
     }
+
+
+def metadata_identity(metadata: Dict[str, str]) -> ModelIdentity:
+    """The weights an exported file was made from, as its metadata records them."""
+    return ModelIdentity(metadata[WEIGHTS_SHA256_KEY], metadata.get(MODEL_VERSION_KEY))
 
 
 def read_onnx_metadata(path: str) -> Dict[str, str]:

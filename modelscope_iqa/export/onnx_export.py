@@ -102,7 +102,7 @@ def export_onnx(model_dir: Optional[str] = None, path: str = 'model.onnx',
         _write_fp32(ExportNetwork(model.network), config.crop_size, written)
         proto = onnx.load(written)
         onnx.helper.set_model_props(proto, export_metadata(
-            config, folder.dataset, precision, folder.weights, __version__))
+            config, folder.dataset, precision, folder.identity, __version__))
         proto.doc_string = ('modelscope-iqa: no-reference image quality (MOS in [0, 1]); '
                             'see the metadata for the preprocessing')
         onnx.checker.check_model(proto)

@@ -14,7 +14,8 @@ from ..config import PreprocessConfig
 from ..errors import MissingExtraError, ModelDirError
 from ..preprocessors.scale import to_unit_range
 from .graph import INPUT_NAME, OUTPUT_NAME
-from .metadata import PREPROCESSOR_KEY, read_onnx_metadata
+from .metadata import (PREPROCESSOR_KEY, WEIGHTS_SHA256_KEY, metadata_identity,
+                       read_onnx_metadata)
 
 
 def as_network_input(batch: torch.Tensor) -> np.ndarray:
@@ -49,11 +50,14 @@ class OnnxNetwork:
         except Exception as exc:  # onnxruntime raises its own types for bad files
             raise ModelDirError(f'{path!r}: not a usable ONNX model ({exc})') from exc
         metadata = read_onnx_metadata(path)
-        if PREPROCESSOR_KEY not in metadata:
-            raise ModelDirError(f'{path!r}: no {PREPROCESSOR_KEY} metadata; export it '
-                                'with modelscope-iqa export --format onnx')
+        for key in (PREPROCESSOR_KEY, WEIGHTS_SHA256_KEY):
+            if key not in metadata:
+                raise ModelDirError(f'{path!r}: no {key} metadata; export it with '
+                                    'modelscope-iqa export --format onnx')
         self.path = path
         self.metadata = metadata
+        # the weights it was exported from: what its scores record
+        self.identity = metadata_identity(metadata)
         self.preprocess_config = PreprocessConfig.from_mapping(
             json.loads(metadata[PREPROCESSOR_KEY]))
 

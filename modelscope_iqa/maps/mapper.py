@@ -109,6 +109,7 @@ class QualityMapper:
         else:
             folder = open_model_folder(model.model_dir)
         self.preprocess_config = folder.preprocess_config
+        self.identity = folder.identity  # the weights behind every map it makes
         self.network = model.inference_network(precision, device, self.preprocess_config)
         self.window = window
 

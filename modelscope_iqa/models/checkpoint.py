@@ -12,7 +12,6 @@ from torch import nn
 
 from ..config import WEIGHTS_FILE  # noqa: F401  (re-exported)
 from ..errors import CheckpointError
-from ..identity import file_sha256  # noqa: F401  (re-exported: callers hash weights here)
 
 WRAPPER_KEYS = ('params', 'state_dict')
 PARALLEL_PREFIX = 'module.'

@@ -1,0 +1,98 @@
+"""What every subcommand shares: exit codes, argument types, the ``--model`` and
+``--precision`` options, usage errors, and the device checks.
+
+Only light modules at import: ``--help`` and usage errors must not wait for PyTorch.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+from ..config import EXACT_PRECISION, PRECISION_BOUNDS, PRECISIONS
+
+# 1: the run finished but some inputs failed (their rows say why); 2: the command line
+# is wrong (argparse's own code); 3: the job could not run (unusable data, model folder
+# or output file).
+EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by a signal (128 + SIGINT)
+
+
+def default_model() -> str:
+    from .. import DEFAULT_MODEL_DIR
+    return DEFAULT_MODEL_DIR
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
+    return value
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f'must be a port number (1-65535), got {text}')
+    return value
+
+
+def unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must lie in [0, 1], got {text}')
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f'must be a positive number, got {text}')
+    return value
+
+
+def add_model(command: argparse.ArgumentParser) -> None:
+    command.add_argument('--model', default=None,
+                         help='model folder (ours, a published or an official hub '
+                         'download) or hub id (needs the network); default: the embedded '
+                         'default model')
+
+
+def add_precision(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        '--precision', choices=sorted(PRECISIONS), default=EXACT_PRECISION,
+        help=f'{EXACT_PRECISION} (default, exact: ModelScope\'s scores); bf16 (CPU with '
+        'AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; about 10 s of '
+        'calibration the first time a model is used, cached after): faster. Tested bounds: '
+        + '; '.join(f'{name} {bound.describe()}' for name, bound in PRECISION_BOUNDS.items()))
+
+
+def usage_error(args: argparse.Namespace, message: str) -> None:
+    """Exit with the command's usage and ``message`` (status 2, as argparse does)."""
+    args.command_parsers[args.command].error(message)
+
+
+def check_precision(args: argparse.Namespace, device) -> None:
+    from ..models import check_precision as check
+    try:
+        check(args.precision, device)
+    except ValueError as exc:
+        usage_error(args, f'--precision: {exc}')
+
+
+def chosen_device(args: argparse.Namespace):
+    """The ``torch.device`` of ``--device`` (the rank's own under torchrun); a usage
+    error when it names CUDA on a machine without it."""
+    import torch
+
+    from ..distributed import device_for_rank
+    device = device_for_rank(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        usage_error(args, f'--device {args.device}: CUDA is not available')
+    return device

@@ -1,0 +1,197 @@
+"""``modelscope-iqa score``: score images and videos, one row per input (and per frame
+with ``--per-frame``), each recording the weights that produced it. Also the scoring run
+that ``map`` shares (:func:`run_scoring`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional, Sequence
+
+from ..config import DEFAULT_MAP_ALPHA, MAX_DEFAULT_WORKERS
+from ..identity import IDENTITY_FIELDS
+from .arguments import (EXIT_INPUT_FAILED, EXIT_OK, add_model, add_precision,
+                        check_precision, chosen_device, default_model, non_negative_int,
+                        positive_float, positive_int, usage_error)
+
+CUDA_BATCH_SIZE = 8
+SCORE_FIELDS = ['path', 'score', 'error', 'frames', *IDENTITY_FIELDS]
+PER_FRAME_FIELDS = SCORE_FIELDS + ['frame']
+BACKENDS = ('pytorch', 'onnxruntime')
+
+
+def scoring_options() -> argparse.ArgumentParser:
+    """The options ``score`` and ``map`` share: the inputs, the model, the result file
+    and the run."""
+    scoring = argparse.ArgumentParser(add_help=False)
+    scoring.add_argument('paths', nargs='+', metavar='PATH')
+    add_model(scoring)
+    scoring.add_argument('--output', '-o', default=None,
+                         help='result file: .csv, or .jsonl/.ndjson for JSON Lines '
+                         '(default: CSV on stdout)')
+    scoring.add_argument('--resume', action='store_true',
+                         help='skip inputs that already have a row in --output and append '
+                         '(refused when its rows were written by other weights)')
+    scoring.add_argument('--batch-size', type=positive_int, default=None,
+                         help='images per network forward (default: 1 on CPU, where '
+                         f'larger batches run slower, {CUDA_BATCH_SIZE} on CUDA)')
+    add_precision(scoring)
+    scoring.add_argument('--workers', type=non_negative_int, default=None,
+                         help='decoding/preprocessing processes, at the lowest CPU '
+                         'priority so that they fill the gaps of the forward (0: in the '
+                         f'main process; default: one per core, at most {MAX_DEFAULT_WORKERS})')
+    scoring.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
+    scoring.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    return scoring
+
+
+def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
+    score = commands.add_parser(
+        'score', help='score images and videos', parents=list(parents),
+        description='Score image and video files. PATH may be a file, a folder (searched '
+        'recursively for image and video files) or a glob. Writes one row per input '
+        '(path, score, error, frames, model_version, model_sha256) as each completes; a '
+        'file that cannot be read gets an empty score and an error. Exit status 1 if any '
+        'input failed, 2 for a wrong command line, 3 when the job cannot run (unusable '
+        'model folder or output).')
+    frames = score.add_mutually_exclusive_group()
+    frames.add_argument('--frames', type=positive_int, default=None,
+                        help='frames sampled uniformly per video (default 8)')
+    frames.add_argument('--fps', type=positive_float, default=None,
+                        help='frames sampled per second of video')
+    score.add_argument('--per-frame', action='store_true',
+                       help="also write one row per scored video frame (column 'frame')")
+    score.add_argument('--backend', choices=BACKENDS, default=BACKENDS[0],
+                       help='pytorch (default), or onnxruntime to score with an exported '
+                       'ONNX file (--onnx) through the same decoding and cropping')
+    score.add_argument('--onnx', default=None, metavar='FILE',
+                       help='the ONNX file for --backend onnxruntime (written by export); '
+                       'its preprocessing comes from its metadata')
+    score.add_argument('--maps', default=None, metavar='DIR',
+                       help='also write each image\'s quality map to DIR, as the map '
+                       'command does (videos get none)')
+    score.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    fields = PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS
+    return run_scoring(args, fields, args.maps, DEFAULT_MAP_ALPHA)
+
+
+def _onnx_backend(args: argparse.Namespace) -> Optional[str]:
+    """The ONNX file to score with, or None for PyTorch; refuses options that do not
+    apply to it."""
+    from ..config import EXACT_PRECISION
+    from ..errors import MissingExtraError
+    if getattr(args, 'backend', BACKENDS[0]) != 'onnxruntime':
+        if getattr(args, 'onnx', None):
+            usage_error(args, '--onnx needs --backend onnxruntime')
+        return None
+    if not args.onnx:
+        usage_error(args, '--backend onnxruntime needs --onnx FILE')
+    for given, option in ((args.model, '--model'), (args.maps, '--maps'),
+                          (args.precision != EXACT_PRECISION, '--precision'),
+                          (args.device != 'cpu', '--device')):
+        if given:
+            usage_error(args, f'{option} does not apply to --backend onnxruntime (the '
+                        'ONNX file fixes the model and its precision; it runs on CPU)')
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        usage_error(args, str(MissingExtraError('--backend onnxruntime needs onnxruntime',
+                                                'onnx')))
+    return args.onnx
+
+
+def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[str],
+                alpha: float, only_maps: bool = False) -> int:
+    """Score ``args.paths`` into rows with ``fields``, writing quality maps to
+    ``maps_dir`` when given. ``only_maps`` (the ``map`` command): a video is an error
+    row, and an image's row names its map file."""
+    from .. import distributed
+    from ..hub import load_model, open_model_folder
+    from ..maps import LOCAL_WINDOW
+    from ..scoring import default_workers, score_files
+    from ..scoring.video import is_video
+    from .inputs import expand_inputs
+    from .map_files import map_names, write_map
+    from .results import RunOutput, check_output_path
+
+    frame_count, fps = getattr(args, 'frames', None), getattr(args, 'fps', None)
+    onnx_file = _onnx_backend(args)
+    if args.output is not None:
+        try:
+            check_output_path(args.output)
+        except ValueError as exc:
+            usage_error(args, f'--output: {exc}')
+    device = chosen_device(args)
+    check_precision(args, device)
+    if args.resume and args.output is None:
+        usage_error(args, '--resume needs --output')
+    if distributed.launched_with_several_processes() and args.output is None:
+        usage_error(args, 'several processes (torchrun) need --output')
+    ranks = distributed.setup(device)
+    if onnx_file is not None:
+        from ..export import OnnxNetwork
+        network = OnnxNetwork(onnx_file)
+        preprocess_config, identity = network.preprocess_config, network.identity
+    else:
+        folder = open_model_folder(args.model or default_model())
+        model = load_model(folder)
+        preprocess_config, identity = folder.preprocess_config, folder.identity
+        network = model.inference_network(args.precision, device, preprocess_config)
+    batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
+    inputs = distributed.broadcast_from_main(
+        expand_inputs(args.paths) if ranks.is_main else None)
+    names = map_names(inputs) if maps_dir is not None else {}
+    run_output = RunOutput(args.output, fields, args.resume, identity)
+    try:
+        todo = run_output.start(inputs)
+        mine = distributed.shard(todo, ranks)
+        videos = {path for path in mine if only_maps and is_video(path)}
+        mine = [path for path in mine if path not in videos]
+        writer = run_output.writer()
+        failures = 0
+        from tqdm import tqdm
+        progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
+                        disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
+        try:
+            for path in videos:
+                failures += 1
+                writer.write({'path': path, 'error': f'{path!r}: a video; quality maps are '
+                              'made for images (score videos with the score command)'})
+                progress.update(1)
+            workers = default_workers() if args.workers is None else args.workers
+            for result in score_files(network, mine, preprocess_config, batch_size, workers,
+                                      frame_count, fps,
+                                      map_window=LOCAL_WINDOW if maps_dir is not None else None):
+                if result.error is not None:
+                    failures += 1
+                    writer.write({'path': result.path, 'error': result.error})
+                else:
+                    map_file = None
+                    if result.quality_map is not None:  # written before its row: resume
+                        map_file = write_map(result.quality_map, maps_dir, names[result.path],
+                                             alpha, identity)
+                    if 'frame' in fields:
+                        for number, score in zip(result.frame_numbers, result.frame_scores):
+                            writer.write({'path': result.path, 'score': score, 'frame': number})
+                    row = {'path': result.path, 'score': result.score}
+                    if only_maps:
+                        row['map'] = map_file
+                    else:
+                        row['frames'] = len(result.frame_numbers) or None
+                    writer.write(row)
+                progress.update(1)
+        finally:
+            progress.close()
+            writer.close()
+        run_output.finish(todo)
+        failures = sum(distributed.all_gather(failures))
+        if failures and ranks.is_main:
+            where = args.output or 'the output'
+            print(f'modelscope-iqa: {failures} of {len(todo)} inputs failed; their rows in '
+                  f'{where} have an empty score and the reason in the error column',
+                  file=sys.stderr)
+        return EXIT_INPUT_FAILED if failures else EXIT_OK
+    finally:
+        run_output.close()
