@@ -64,7 +64,7 @@ setup(
         # lint-imports checks the package's layers (.importlinter)
         'test': ['pytest>=7', 'hypothesis>=6,<7', 'selenium>=4.10', 'import-linter>=2.17,<3']
         + DEMO + ONNX,
-        # scripts/build_default_model.py: the BRISQUE baseline of its report
+        # python -m default_model_build: the BRISQUE baseline of its report
         'train': ['brisque==0.2.0', 'scikit-image'],
     },
 )

@@ -17,7 +17,7 @@ from modelscope_iqa.config import CONFIGURATION_FILE, WEIGHTS_FILE
 from modelscope_iqa.synthetic.distortions import quality_target
 from modelscope_iqa.synthetic.ladders import FAMILY_WEIGHTS, JPEG_MACROBLOCK
 
-# The settings the shipped stages ran with, as scripts/build_default_model.py held them
+# The settings the shipped stages ran with, as the build script before the recipes held them
 # before the recipes replaced it: stage 1's TRAINING and stage 2's FINETUNING over
 # configuration.json's model and train sections (CONFIGURATION), each later stage's dict
 # over FINETUNING's, a ladder's family weights over SyntheticLadderDataset's defaults.

@@ -1,6 +1,6 @@
 """Batch scoring under the faults of long runs: kill -9 at any moment, a full disk, a
 hanging server, two writers, 10,000 files, files that vanish, broken videos. Each
-row of docs/inputs.md's faults table is backed by a test here."""
+row of docs/faults.md's faults table is backed by a test here."""
 import contextlib
 import csv
 import glob
@@ -398,8 +398,8 @@ def _vm_rss_mb(pid):
 
 
 LONG_RUN = 10_000
-# Allowed RSS growth between 10% and 100% of the long run (the measured figure is in
-# docs/inputs.md; this bound only catches a leak of about 5 kB per image or more).
+# Allowed RSS growth between 10% and 100% of the long run (benchmarks/long_run_memory.py
+# measures it; this bound only catches a leak of about 5 kB per image or more).
 LONG_RUN_GROWTH_MB = 50
 
 

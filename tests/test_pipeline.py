@@ -38,9 +38,8 @@ def test_scores_match_modelscope_builtin(our_pipeline, image_files, builtin_scor
     ours = np.array([our_pipeline(p)[OutputKeys.SCORE] for p in image_files])
     assert np.abs(ours - builtin_scores).max() <= PARITY_ATOL
     # The default model's weights: scores must spread, or parity is vacuous. A spread of
-    # 0.1 is 10,000 times the parity tolerance (measured on these generated images: 0.25
-    # with the weights of issue 10's run 9, 0.19 with run 8's; 0.3 was the bound for the
-    # first model).
+    # 0.1 is 10,000 times the parity tolerance (measured on these generated images with
+    # earlier default models: 0.19-0.25; 0.3 was the bound for the first model).
     assert builtin_scores.max() - builtin_scores.min() > 0.1
 
 

@@ -22,8 +22,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / 'samples' / 'cups_pristine.jpg
 # The network's crop is 720 x 1280: 23 x 40 feature positions.
 LANDSCAPE_GRID = (23, 40)
 # A degraded part must score lower than the intact part by at least this much (means of
-# the grid over each part). Measured with the default model: 0.71 blur, 0.77 noise,
-# 0.25 darkening (window 5; docs/quality_map.md).
+# the grid over each part). Measured with the shipped default model: 0.71 blur, 0.77
+# noise, 0.25 darkening (window 5).
 CLEAR_GAP = 0.15
 EXIF_ROTATE_90_CW = 6  # EXIF orientation: shown turned 90 degrees clockwise
 

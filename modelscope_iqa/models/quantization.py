@@ -7,14 +7,13 @@ uint8 x int8 products in int16, which 8-bit activations can overflow, so activat
 keep 7 bits there (``reduce_range``, torch's default for x86), at a cost in accuracy.
 The first residual stage (``layer1``, the finest detail the trunk sees) stays in
 float32: the default model's judgements of strong blur and contrast loss rest on small
-activations, which coarse steps wash out. The largest difference from the exact mode on
-the sample photo's 19 views of tests/test_inference.py, default model of issue 10's
-run 8: 0.017 as configured (8 bits, layer1 in float32), 0.020 with layer1 quantized
-too, 0.093 with 7 bits, 0.107 with 7 bits and layer1 quantized (torch's default). The
-default model of run 9 (scores calibrated to twice the range) is further off: 0.061 as
-configured, on strong contrast loss, and 0.053-0.067 with conv1, layer2, layer3 or
-layer4 also left in float32, so no stage alone is to blame; 0.32 with 7 bits. That of
-run 14 (shipped since): 0.059 as configured, on strong contrast loss again.
+activations, which coarse steps wash out. Measured as the largest difference from the
+exact mode on the sample photo's 19 views of tests/test_inference.py, with an earlier
+default model: 0.017 as configured (8 bits, layer1 in float32), 0.020 with layer1
+quantized too, 0.093 with 7 bits, 0.107 with 7 bits and layer1 quantized (torch's
+default). A model calibrated to a wider score range is further off: leaving conv1,
+layer2, layer3 or layer4 in float32 as well changed little, so no stage alone is to
+blame. The shipped default model's figure is int8's bound in config.PRECISION_BOUNDS.
 
 Activation ranges are calibrated once, when the network is prepared, on crops of the
 calibration photo (shipped with the package) pristine and under every synthetic
