@@ -242,6 +242,12 @@ def test_the_version_is_the_packages():
     assert stated and set(stated) == {modelscope_iqa.__version__}
 
 
+def test_the_changelog_leads_with_the_packages_version():
+    changelog = (ROOT / 'CHANGELOG.md').read_text(encoding='utf-8')
+    versions = re.findall(r'^## \[(\d+\.\d+\.\d+)\]', changelog, re.M)
+    assert versions and versions[0] == modelscope_iqa.__version__
+
+
 def test_the_short_sha256_is_the_shipped_weights():
     weights = Path(modelscope_iqa.DEFAULT_MODEL_DIR) / 'pytorch_model.pt'
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == GOLDEN['weights_sha256']
