@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from conftest import make_image
+from conftest import identity_columns, make_image
 from modelscope_iqa.distributed import Ranks, ShardSampler, shard, unshard
 
 IMAGES = 7
@@ -63,13 +63,18 @@ def single_run(folder, our_model_dir, tmp_path_factory):
     result = run_cli('score', folder, '--model', our_model_dir, '--output', output,
                      '--workers', 0, '--batch-size', 2)
     assert result.returncode == 1, result.stderr  # broken.jpg failed
-    return read_csv(output)
+    rows = read_csv(output)
+    identity = identity_columns(our_model_dir)
+    assert all(row['model_sha256'] == identity['model_sha256'] for row in rows)
+    return rows
 
 
 def assert_same_rows(rows, expected):
     assert [r['path'] for r in rows] == [r['path'] for r in expected]
     for row, want in zip(rows, expected):
         assert row['error'] == want['error']
+        assert (row['model_version'], row['model_sha256']) == (
+            want['model_version'], want['model_sha256'])
         if want['score']:
             assert float(row['score']) == pytest.approx(float(want['score']), abs=1e-6)
         else:
@@ -91,7 +96,8 @@ def test_two_processes_score_like_one(folder, our_model_dir, single_run, tmp_pat
 
 def _write_csv(path, rows):
     with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=['path', 'score', 'error', 'frames'])
+        writer = csv.DictWriter(f, fieldnames=['path', 'score', 'error', 'frames',
+                                               'model_version', 'model_sha256'])
         writer.writeheader()
         writer.writerows(rows)
 

@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """The command line's log handler. A subclass on purpose: the first time ModelScope
+    logs inside a process group (torchrun), ``modelscope.utils.logger.get_logger`` sets
+    every handler of the root logger whose type is exactly ``StreamHandler`` to ERROR,
+    which silenced ``--verbose`` on every rank."""
+
+
 def _exit_on_sigterm(signum, frame) -> None:
     """SIGTERM unwinds like Ctrl-C (closing files, stopping workers) instead of killing
     the process where it stands."""
@@ -70,8 +77,10 @@ def parse_arguments(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_arguments(argv)
+    handler = _StderrHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter('%(levelname)s %(name)s: %(message)s'))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format='%(levelname)s %(name)s: %(message)s', stream=sys.stderr)
+                        handlers=[handler])
     from .. import distributed, errors
     previous_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
