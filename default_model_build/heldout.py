@@ -14,7 +14,8 @@ import numpy as np
 from modelscope_iqa.config import DatasetConfig
 from modelscope_iqa.synthetic.distortions import FAMILIES, degrade, quality_target
 
-from .photos import AUDIT_SPLIT, HOLDOUT_SPLIT
+from .photos import (AUDIT_SPLIT, GCOMPRIS_AUDIT_SPLIT, GCOMPRIS_HOLDOUT_SPLIT,
+                     HOLDOUT_SPLIT)
 
 LOG = logging.getLogger(__name__)
 # The sets' CSVs use the package's dataset columns and MOS scale.
@@ -48,7 +49,13 @@ class HeldOutSet:
 # chosen by).
 VALSET = HeldOutSet('valset', HOLDOUT_SPLIT, '', 'held-out photos')
 AUDITSET = HeldOutSet('auditset', AUDIT_SPLIT, 'audit_', 'audit photos')
-HELD_OUT_SETS = (VALSET, AUDITSET)
+# gcompris-qt-data's held-out and audit photos (photos.GCOMPRIS_HOLDOUT, GCOMPRIS_AUDIT):
+# reported on beside the two sets above; the build's choices and calibration use VALSET.
+GCOMPRIS_VALSET = HeldOutSet('gcompris_valset', GCOMPRIS_HOLDOUT_SPLIT, 'gcompris_',
+                             'gcompris held-out photos')
+GCOMPRIS_AUDITSET = HeldOutSet('gcompris_auditset', GCOMPRIS_AUDIT_SPLIT, 'gcompris_audit_',
+                               'gcompris audit photos')
+HELD_OUT_SETS = (VALSET, AUDITSET, GCOMPRIS_VALSET, GCOMPRIS_AUDITSET)
 
 
 def views():

@@ -9,13 +9,19 @@ and split it prints one row with the same measures as the report (modelscope_iqa
 `severity_report`):
 - the mean SRCC, the weakest family and the number of families below 0.85;
 - BRISQUE's mean SRCC on the same images;
-- the clean photos' mean score.
+- the clean photos' mean score and the lowest one;
+- the share of over-exposed views at severities 1-3 that score above their clean photo;
+- the rank correlation (SRCC) of the clean photos' scores with their mean pixel, over at
+  least MIN_PHOTOS_FOR_SRCC photos: near 0 when a clean photo's score does not depend on
+  its brightness.
 
 The splits are all photos, photos whose clean mean pixel is at least LOW_KEY_MEAN_PIXEL,
 and photos under it. The sets are the held-out photos, the audit photos, and both
-together (every (photo, family) SRCC weighing the same, as in each set's mean).
+together (every (photo, family) SRCC weighing the same, as in each set's mean), of the
+wallpapers (the default) or of gcompris-qt-data (``--photos gcompris``).
 
     python -m default_model_build.report_by_scene_key WORK [WORK ...] [--exclude PHOTO ...]
+        [--photos wallpapers|gcompris]
 
 Several work folders (candidates reported on the same photos) give one table.
 ``--exclude`` leaves photos out of every row, such as held-out photos that an
@@ -27,10 +33,11 @@ import sys
 from pathlib import Path
 
 import cv2
+from scipy import stats
 
 from modelscope_iqa.metrics.severity import severity_report
 
-from .heldout import AUDITSET, VALSET
+from .heldout import AUDITSET, GCOMPRIS_AUDITSET, GCOMPRIS_VALSET, VALSET
 
 # A clean photo whose mean pixel (0-255, over its channels) is under this is low key.
 # The split was made after the audit scores had been seen: it names where the gaps are,
@@ -40,8 +47,13 @@ LOW_KEY_MEAN_PIXEL = 60
 FAMILY_GOAL = 0.85
 # (title, held-out set): `report` writes each set's PREFIXscores.csv; its clean photos
 # are in WORK/pristine/SPLIT.
-SETS = (('held out', VALSET), ('audit', AUDITSET))
+PHOTO_SOURCES = {'wallpapers': (('held out', VALSET), ('audit', AUDITSET)),
+                 'gcompris': (('held out', GCOMPRIS_VALSET), ('audit', GCOMPRIS_AUDITSET))}
 BOTH_SETS = 'both sets'
+# Over-exposure's severities that must not score above the clean photo (the issue's
+# "over-exposure is never an improvement"), and the family's name in the scores.
+OVER_EXPOSURE, MILD_SEVERITIES = 'over_exposure', (1, 2, 3)
+MIN_PHOTOS_FOR_SRCC = 3
 
 
 def mean_pixel(path: Path) -> float:
@@ -67,11 +79,27 @@ def splits(keys: dict):
             (f'mean pixel < {LOW_KEY_MEAN_PIXEL}', low)]
 
 
-def read_sets(work_dir: Path, exclude=()):
-    """(title, rows, each photo's clean mean pixel) for each of SETS, then for both
-    together (the sets hold different photos)."""
+def clean_measures(rows, keys: dict) -> list:
+    """The lowest clean score, the share of over-exposed views at MILD_SEVERITIES above
+    their clean photo, and the SRCC of clean score with mean pixel (``keys``), as table
+    cells ('-' where there is nothing to measure)."""
+    clean = {r['photo']: float(r['score']) for r in rows if int(r['severity']) == 0}
+    brighter = [float(r['score']) > clean[r['photo']] for r in rows
+                if r['family'] == OVER_EXPOSURE and int(r['severity']) in MILD_SEVERITIES]
+    photos = sorted(clean)
+    srcc = '-'
+    if len(photos) >= MIN_PHOTOS_FOR_SRCC:
+        value = stats.spearmanr([keys[p] for p in photos], [clean[p] for p in photos])[0]
+        srcc = '-' if value != value else f'{value:.3f}'  # NaN: a constant column
+    above = f'{sum(brighter) / len(brighter):.3f} of {len(brighter)}' if brighter else '-'
+    return [f'{min(clean.values()):.3f}', above, srcc]
+
+
+def read_sets(work_dir: Path, exclude=(), source: str = 'wallpapers'):
+    """(title, rows, each photo's clean mean pixel) for each held-out set of ``source``
+    (PHOTO_SOURCES), then for both together (the sets hold different photos)."""
     sets = []
-    for title, held_out in SETS:
+    for title, held_out in PHOTO_SOURCES[source]:
         with open(held_out.output(work_dir, 'scores.csv'), newline='') as f:
             rows = [r for r in csv.DictReader(f) if r['photo'] not in exclude]
         keys = {photo: mean_pixel(work_dir / 'pristine' / held_out.split / f'{photo}.png')
@@ -82,8 +110,8 @@ def read_sets(work_dir: Path, exclude=()):
     return sets
 
 
-def table_rows(work_dir: Path, exclude=()):
-    for title, rows, keys in read_sets(work_dir, exclude):
+def table_rows(work_dir: Path, exclude=(), source: str = 'wallpapers'):
+    for title, rows, keys in read_sets(work_dir, exclude, source):
         has_brisque = all(r.get('brisque') not in (None, '') for r in rows)
         for label, photos in splits(keys):
             if not photos:
@@ -97,7 +125,7 @@ def table_rows(work_dir: Path, exclude=()):
             yield [work_dir.name, title, label, str(len(photos)), f"{model['mean_srcc']:.3f}",
                    f'{weakest} {by_family[weakest]:.3f}',
                    str(sum(v < FAMILY_GOAL for v in by_family.values())), brisque,
-                   f"{model['mean_by_severity'][0]:.3f}"]
+                   f"{model['mean_by_severity'][0]:.3f}", *clean_measures(chosen, keys)]
 
 
 def main(argv=None) -> int:
@@ -107,13 +135,17 @@ def main(argv=None) -> int:
                         help='build work folders on which `report` has run')
     parser.add_argument('--exclude', nargs='+', default=[], metavar='PHOTO',
                         help='photos to leave out of every row')
+    parser.add_argument('--photos', choices=sorted(PHOTO_SOURCES), default='wallpapers',
+                        help='whose held-out and audit sets (default: wallpapers)')
     args = parser.parse_args(argv)
     header = ['work folder', 'set', 'photos', 'n', 'model mean SRCC', 'weakest family',
-              f'families < {FAMILY_GOAL}', 'BRISQUE mean SRCC', 'clean mean score']
+              f'families < {FAMILY_GOAL}', 'BRISQUE mean SRCC', 'clean mean score',
+              'lowest clean score', 'over-exposure 1-3 above clean',
+              'clean score vs mean pixel SRCC']
     print('| ' + ' | '.join(header) + ' |')
     print('|' + ' --- |' * len(header))
     for work_dir in args.work_dirs:
-        for row in table_rows(work_dir, set(args.exclude)):
+        for row in table_rows(work_dir, set(args.exclude), args.photos):
             print('| ' + ' | '.join(row) + ' |')
     return 0
 

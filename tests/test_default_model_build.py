@@ -239,11 +239,14 @@ def test_the_steps_run_in_order_each_stage_from_the_one_before(tmp_path, monkeyp
     assert main(['all', '--work-dir', str(tmp_path), '--seed', '5', '--iters-per-epoch', '2',
                  '--set', 'lr=0.001', '--export-dir', str(out)]) == 0
     names = [name for name, _, _ in calls]
-    assert names == (['fetch_photos'] + ['write_validation_set'] * 2 + ['train_crops', 'pack']
-                     + ['train_ladders'] * 6 + ['calibrate'] + ['brisque_baseline'] * 2
-                     + ['report'] * 2 + ['export', 'write_golden_scores'])
+    sets = len(heldout.HELD_OUT_SETS)  # validation and audit, of wallpapers and of gcompris
+    assert sets == 4
+    assert names == (['fetch_photos'] + ['write_validation_set'] * sets
+                     + ['train_crops', 'pack'] + ['train_ladders'] * 6 + ['calibrate']
+                     + ['brisque_baseline'] * sets + ['report'] * sets
+                     + ['export', 'write_golden_scores'])
     assert calls[0][1] == (tmp_path, 5)
-    assert [c[1][2] for c in calls[1:3]] == list(heldout.HELD_OUT_SETS)
+    assert [c[1][2] for c in calls[1:1 + sets]] == list(heldout.HELD_OUT_SETS)
     (_, (work_dir, seed), kwargs), = [c for c in calls if c[0] == 'train_crops']
     assert (work_dir, seed) == (tmp_path, 5)
     assert kwargs['recipe'] == dataclasses.replace(recipe.stage('train'), iters_per_epoch=2,
@@ -384,16 +387,59 @@ def test_largest_jpeg_finds_the_biggest_image_among_a_containers_entries():
         photos.largest_jpeg(junk)
 
 
+def test_webp_images_are_found_whole_among_an_archives_entries(tmp_path):
+    """A Qt resource archive keeps each WebP file as its RIFF....WEBP bytes among names
+    and other entries: each comes back whole, in order; other RIFF forms and a chunk cut
+    short are skipped. gcompris_photos keeps the ones with both sides >= 600, named in
+    archive order, with their coded bits per pixel; clean_scale never enlarges."""
+    rng = np.random.default_rng(0)
+
+    def webp(height, width, quality=80):
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        return cv2.imencode('.webp', rgb, [cv2.IMWRITE_WEBP_QUALITY, quality])[1].tobytes()
+
+    junk = rng.integers(0, 256, 200, dtype=np.uint8).tobytes()
+    big, icon, wide = webp(640, 700), webp(48, 48), webp(600, 900, quality=5)
+    wave = b'RIFF' + (4).to_bytes(4, 'little') + b'WAVE'
+    cut = big[:100]  # its size says more than is there
+    container = junk + big + junk + wave + icon + junk + wide + cut
+    assert photos.webp_images(container) == [big, icon, wide]
+    rcc_dir = tmp_path / 'rcc'
+    rcc_dir.mkdir()
+    for archive in photos.GCOMPRIS_ARCHIVES:
+        (rcc_dir / f'{archive}.rcc').write_bytes(container)
+    found = photos.gcompris_photos(rcc_dir)
+    first = photos.GCOMPRIS_ARCHIVES[0]
+    assert sorted(found) == sorted(f'{a}_{i:02d}' for a in photos.GCOMPRIS_ARCHIVES
+                                   for i in range(2))
+    rgb, bits = found[f'{first}_00']
+    assert rgb.shape == (640, 700, 3) and bits == pytest.approx(8 * len(big) / (640 * 700))
+    assert found[f'{first}_01'][0].shape == (600, 900, 3)
+    assert photos.clean_scale(4.0) == 1.0
+    assert photos.clean_scale(0.25) == pytest.approx(0.5)
+
+
 def test_held_out_sets_are_disjoint_from_training_and_from_each_other():
     every_set = [name for names in photos.PHOTO_SETS.values() for name in names]
     training_photos = set(every_set) - set(photos.HOLDOUT)
     assert training_photos == set(photos.MATE_PHOTOS + photos.PLASMA_PHOTOS
                                   + photos.LOMIRI_PHOTOS
                                   + [Path(name).stem for name in photos.LXQT_PHOTOS]
-                                  + photos.NATIVE_SCALE_PHOTOS) - set(photos.HOLDOUT)
+                                  + photos.NATIVE_SCALE_PHOTOS
+                                  + photos.PHOTO_SETS['gcompris']) - set(photos.HOLDOUT)
     audit = set(photos.AUDIT_PHOTOS)
     assert len(audit) == len(photos.AUDIT_PHOTOS) >= 10
     assert not audit & (training_photos | set(photos.HOLDOUT))
+    # gcompris: 76 photos, 13 held out, 13 audit, the rest a training set of its own
+    gc_train = set(photos.PHOTO_SETS['gcompris'])
+    gc_holdout, gc_audit = set(photos.GCOMPRIS_HOLDOUT), set(photos.GCOMPRIS_AUDIT)
+    assert len(photos.GCOMPRIS_PHOTOS) == len(set(photos.GCOMPRIS_PHOTOS)) == 76
+    assert (len(gc_holdout), len(gc_audit), len(gc_train)) == (13, 13, 50)
+    assert gc_train | gc_holdout | gc_audit == set(photos.GCOMPRIS_PHOTOS)
+    assert not (gc_holdout & gc_audit or gc_train & (gc_holdout | gc_audit))
+    assert {photos.gcompris_split(n) for n in gc_holdout} == {photos.GCOMPRIS_HOLDOUT_SPLIT}
+    assert {photos.gcompris_split(n) for n in gc_audit} == {photos.GCOMPRIS_AUDIT_SPLIT}
+    assert {photos.gcompris_split(n) for n in gc_train} == {photos.TRAIN_SPLIT}
     assert set(photos.HOLDOUT) < set(photos.MATE_PHOTOS + photos.PLASMA_PHOTOS
                                      + photos.LOMIRI_PHOTOS
                                      + [Path(n).stem for n in photos.LXQT_PHOTOS])
@@ -455,17 +501,23 @@ def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
                              ('audit', 'mean pixel >= 60'), ('both sets', 'all'),
                              ('both sets', 'mean pixel >= 60'),
                              ('both sets', 'mean pixel < 60')}
-    # n, mean SRCC, weakest family, families < 0.85, BRISQUE mean SRCC, clean mean score
-    assert by_split['held out', 'all'] == ['2', '0.500', 'blur 0.000', '1', '0.500', '0.500']
+    # n, mean SRCC, weakest family, families < 0.85, BRISQUE mean SRCC, clean mean score,
+    # lowest clean score, over-exposure above clean (no such family here), clean score vs
+    # mean pixel SRCC (from 3 photos on)
+    assert by_split['held out', 'all'] == ['2', '0.500', 'blur 0.000', '1', '0.500', '0.500',
+                                           '0.100', '-', '-']
     assert by_split['held out', 'mean pixel >= 60'] == ['1', '1.000', 'blur 1.000', '0',
-                                                         '1.000', '0.900']
+                                                         '1.000', '0.900', '0.900', '-', '-']
     assert by_split['held out', 'mean pixel < 60'] == ['1', '0.000', 'blur -1.000', '1',
-                                                        '0.000', '0.100']
-    assert by_split['audit', 'all'] == ['1', '0.000', 'noise -1.000', '1', '1.000', '0.900']
-    # Both sets: blur 1, -1, 1 and noise 1, 1, -1 over the three photos.
-    assert by_split['both sets', 'all'] == ['3', '0.333', 'blur 0.333', '2', '0.667', '0.633']
+                                                        '0.000', '0.100', '0.100', '-', '-']
+    assert by_split['audit', 'all'] == ['1', '0.000', 'noise -1.000', '1', '1.000', '0.900',
+                                        '0.900', '-', '-']
+    # Both sets: blur 1, -1, 1 and noise 1, 1, -1 over the three photos; mean pixels
+    # 200, 30, 180 against clean scores 0.9, 0.1, 0.9: SRCC sqrt(3)/2.
+    assert by_split['both sets', 'all'] == ['3', '0.333', 'blur 0.333', '2', '0.667', '0.633',
+                                            '0.100', '-', '0.866']
     assert by_split['both sets', 'mean pixel >= 60'] == ['2', '0.500', 'noise 0.000', '1',
-                                                          '1.000', '0.900']
+                                                          '1.000', '0.900', '0.900', '-', '-']
     assert by_split['both sets', 'mean pixel < 60'] == by_split['held out', 'mean pixel < 60']
 
     assert split.main([str(tmp_path), '--exclude', 'Dark']) == 0
@@ -475,3 +527,35 @@ def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
         [' audit ', ' all '], [' audit ', ' mean pixel >= 60 '],
         [' both sets ', ' all '], [' both sets ', ' mean pixel >= 60 ']]
     assert lines[2].split('|')[5].strip() == '1.000'
+
+
+def test_clean_measures_count_mild_over_exposure_above_the_clean_photo():
+    """Over-exposure at severities 1-3 above the photo's clean score counts (severity 4
+    does not), per view; the clean scores' SRCC with mean pixel is -1 when the darkest
+    photo scores best."""
+    rows = []
+    for photo, clean, over in (('A', 0.5, [0.6, 0.4, 0.55, 0.9]),
+                               ('B', 0.8, [0.7, 0.6, 0.5, 0.4]),
+                               ('C', 0.2, [0.1, 0.1, 0.1, 0.3])):
+        rows.append({'photo': photo, 'family': 'pristine', 'severity': '0',
+                     'score': str(clean)})
+        rows += [{'photo': photo, 'family': 'over_exposure', 'severity': str(level),
+                  'score': str(score)} for level, score in enumerate(over, start=1)]
+    lowest, above, srcc = split.clean_measures(rows, {'A': 100, 'B': 10, 'C': 200})
+    assert (lowest, above, srcc) == ('0.200', '0.222 of 9', '-1.000')
+
+
+@pytest.mark.parametrize('shape', [(450, 600), (600, 450), (601, 1001)])
+def test_held_out_gcompris_photos_are_enlarged_as_the_pipeline_enlarges_them(shape):
+    """A small photo enlarged to the working size gives the network exactly the crop the
+    small photo itself would (the pipeline's resize of the enlarged one is the identity),
+    so its views are degraded at the scale the network sees."""
+    from modelscope_iqa.config import PreprocessConfig
+    from modelscope_iqa.preprocessors import decode, network_crop
+    config = PreprocessConfig.from_mapping()
+    rgb = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    enlarged = photos.at_network_scale(rgb)
+    portrait = shape[0] > shape[1]
+    assert enlarged.shape[:2] == (config.resize_size[::-1] if portrait else config.resize_size)
+    assert np.array_equal(network_crop(decode(enlarged[:, :, ::-1].copy()), config),
+                          network_crop(decode(rgb[:, :, ::-1].copy()), config))
