@@ -69,18 +69,12 @@ class ModelIdentity:
         return fields.get(SHA256_FIELD) == self.short_sha256
 
 
-def identify_weights(sha256: str, declared_version: Optional[str] = None) -> ModelIdentity:
-    """The identity of weights with this SHA-256: the version a model folder declares
-    (``configuration.json``'s ``model_version``), else the package's for the embedded
-    default weights, else none."""
-    version = declared_version
-    if version is None and sha256 == default_weights_sha256():
-        version = VERSION
-    return ModelIdentity(sha256, version)
-
-
 def model_folder_identity(folder: str, config: Mapping[str, object]) -> ModelIdentity:
-    """The identity of the weights in a model folder whose configuration is ``config``."""
+    """The identity of the weights in a model folder whose configuration is ``config``:
+    the version it declares (``model_version``), else the package's for the embedded
+    default weights, else none."""
+    sha256 = file_sha256(os.path.join(folder, WEIGHTS_FILE))
     declared = config.get(VERSION_KEY)
-    return identify_weights(file_sha256(os.path.join(folder, WEIGHTS_FILE)),
-                            None if declared is None else str(declared))
+    if declared is not None:
+        return ModelIdentity(sha256, str(declared))
+    return ModelIdentity(sha256, VERSION if sha256 == default_weights_sha256() else None)

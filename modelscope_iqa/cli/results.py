@@ -323,16 +323,18 @@ class RunOutput:
         parts = sorted(glob.glob(glob.escape(self.output) + '.rank*' + PART_SUFFIX))
         found = distributed.all_gather(
             [row for part in parts for row in read_rows(part, like=self.output)])
+        written: List[Row] = []
         if self.resume:
             def check() -> None:  # before anything is appended
                 self._check_identity((row for rows in found for row in rows),
                                      f'{self.output}.rank*{PART_SUFFIX}')
-                self._check_identity(read_rows(self.output), self.output)
+                written.extend(read_rows(self.output))
+                self._check_identity(written, self.output)
             self._on_main_for_all(check)
         if self.resume and self.ranks.is_main and any(found):
             recovered = self._append_in_input_order(
                 (row for rows in found for row in rows), inputs,
-                skip=completed_inputs(read_rows(self.output)))
+                skip=completed_inputs(written))
             LOG.info('resume: recovered %d rows from %d part files', recovered, len(parts))
         distributed.barrier()
         _remove_quietly(parts)
