@@ -105,6 +105,9 @@ class LadderStage(Stage):
     scales: Tuple[float, ...]
     mixture_share: float
     windows: int
+    # The families whose ladders take the most detailed of ``windows`` windows (the
+    # others take the first window drawn, flat or not).
+    detail_families: Tuple[str, ...]
     dead_leaves_charts: int
     family_weights: Dict[str, float]
     grid_period: int
@@ -114,6 +117,10 @@ class LadderStage(Stage):
         if set(self.family_weights) != set(FAMILIES):
             raise ValueError(f'{self.name}: family_weights must give every family '
                              f'{sorted(FAMILIES)} its weight, got {sorted(self.family_weights)}')
+        unknown = set(self.detail_families) - set(FAMILIES)
+        if unknown:
+            raise ValueError(f'{self.name}: detail_families names unknown families '
+                             f'{sorted(unknown)}; known: {sorted(FAMILIES)}')
 
 
 STAGE_CLASSES = {'SyntheticDistortionDataset': Stage, 'SyntheticLadderDataset': LadderStage}

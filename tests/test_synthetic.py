@@ -113,11 +113,36 @@ def _drawn_ladders(dataset, draws=2000):
     rng = np.random.default_rng(0)
     ladders, counts = [], {family: 0 for family in FAMILIES}
     for _ in range(draws):
-        recipes = dataset.recipes(rng)
-        (family, ) = [f for f in recipes[-1] if recipes[-1][f] != recipes[0].get(f)]
+        family, recipes = dataset.recipes(rng)
+        assert [f for f in recipes[-1] if recipes[-1][f] != recipes[0].get(f)] == [family]
         ladders.append((family, recipes))
         counts[family] += 1
     return ladders, counts
+
+
+def test_ladder_windows_most_detailed_only_for_detail_families():
+    # Left half flat grey, right half fine texture: a 64-pixel window (with its margin)
+    # lies wholly in the flat half for about a third of the draws.
+    rng = np.random.default_rng(3)
+    photo = np.full((160, 640, 3), 128, np.uint8)
+    photo[:, 320:] = rng.integers(0, 256, (160, 320, 3), dtype=np.uint8)
+
+    def flat_base_views(detail_families):
+        dataset = SyntheticLadderDataset([photo], 120, (64, 64), seed=5, scales=(1.0, ),
+                                         windows=8, mixture_share=0.0,
+                                         detail_families=detail_families)
+        return [i for i in range(len(dataset))
+                if dataset[i]['input'][0].std() < 0.01], dataset
+
+    every, dataset = flat_base_views(None)
+    listed, listed_dataset = flat_base_views(sorted(FAMILIES))
+    none, _ = flat_base_views(())
+    assert every == listed == []  # of 8 windows one is textured, nearly always
+    assert len(none) > 20  # the first window as drawn: flat a third of the time
+    # Listing every family is the default, draw for draw.
+    assert torch.equal(dataset[3]['input'], listed_dataset[3]['input'])
+    with pytest.raises(ValueError, match='unknown families'):
+        SyntheticLadderDataset([photo], 1, (64, 64), detail_families=['glare'])
 
 
 def test_ladder_recipes_cover_every_family_jpeg_most():

@@ -54,6 +54,10 @@ class SyntheticLadderDataset(TorchCustomDataset):
             fixed moderate severity (the base view included).
         windows: of this many random windows the most detailed is kept, so that flat
             (e.g. bokeh) windows, where blur changes nothing visible, are rarer.
+        detail_families: the families whose ladders take that most detailed window;
+            a ladder of any other family takes the first of the random windows, flat or
+            not (noise, compression and exposure faults show on flat content too, and a
+            flat clean view is a clean view). None: every family.
         family_weights: how often a family is drawn, relative to the others, where it
             differs from ``FAMILY_WEIGHTS``.
         grid_period: the crop's offset from the window's corner, where the JPEG grid
@@ -73,6 +77,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  windows: int = 2,
                  family_weights: Optional[Mapping[str, float]] = None,
                  grid_period: int = JPEG_MACROBLOCK,
+                 detail_families: Optional[Sequence[str]] = None,
                  preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
@@ -85,7 +90,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
         self.seed = int(seed)
         self.mixture_share = float(mixture_share)
         self.windows = int(windows)
-        unknown = set(family_weights or {}) - set(FAMILIES)
+        unknown = (set(family_weights or {}) | set(detail_families or ())) - set(FAMILIES)
         if unknown:
             raise ValueError(f'unknown families {sorted(unknown)}; known: {sorted(FAMILIES)}')
         if grid_period < 1:
@@ -112,13 +117,16 @@ class SyntheticLadderDataset(TorchCustomDataset):
         if (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f'family weights must be >= 0 and not all 0, got {chosen}')
         self.family_p = weights / weights.sum()
+        self.detail_families = frozenset(FAMILIES if detail_families is None
+                                         else detail_families)
 
     def __len__(self) -> int:
         return self.length
 
-    def _window(self, rng: np.random.Generator) -> Tuple[np.ndarray, bool, float]:
-        """A random window of a random image: the crop with a ``window_pad`` margin on
-        every side, whether the image is portrait and the image's key."""
+    def _windows(self, rng: np.random.Generator) -> Tuple[List[np.ndarray], bool, float]:
+        """``windows`` random windows of a random image (each the crop with a
+        ``window_pad`` margin on every side), whether the image is portrait and the
+        image's key."""
         index = int(rng.integers(len(self.images)))
         image, portrait, key = self.images[index]
         crop_h, crop_w = oriented(self.crop_size, portrait)
@@ -129,28 +137,31 @@ class SyntheticLadderDataset(TorchCustomDataset):
             top = int(rng.integers(0, height - span_h + 1))
             left = int(rng.integers(0, width - span_w + 1))
             candidates.append(image[top:top + span_h, left:left + span_w])
-        return max(candidates, key=detail), portrait, key
+        return candidates, portrait, key
 
-    def recipes(self, rng: np.random.Generator) -> List[Dict[str, float]]:
-        """The degradation recipe of each rung, best first."""
+    def recipes(self, rng: np.random.Generator) -> Tuple[str, List[Dict[str, float]]]:
+        """The ladder's family and the degradation recipe of each rung, best first."""
         family = str(rng.choice(self.families, p=self.family_p))
         background = {}
         if rng.random() < self.mixture_share:
             other = str(rng.choice([f for f in self.families if f != family]))
             background = {other: float(rng.uniform(*BACKGROUND_SEVERITY))}
         bands = SEVERITY_BANDS[len(SEVERITY_BANDS) - (self.rungs - 1):]
-        return [dict(background)] + [{**background, family: float(rng.uniform(*band))}
-                                     for band in bands]
+        return family, [dict(background)] + [{**background, family: float(rng.uniform(*band))}
+                                             for band in bands]
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
-        window, portrait, key = self._window(rng)
+        candidates, portrait, key = self._windows(rng)
         crop_h, crop_w = oriented(self.crop_size, portrait)
         top = self.window_pad - int(rng.integers(self.grid_period))
         left = self.window_pad - int(rng.integers(self.grid_period))
         flip = bool(rng.integers(2))
+        family, recipes = self.recipes(rng)
+        window = (max(candidates, key=detail) if family in self.detail_families
+                  else candidates[0])
         views, targets = [], []
-        for recipe in self.recipes(rng):
+        for recipe in recipes:
             degraded = degrade(window, recipe, rng, key)
             crop = degraded[top:top + crop_h, left:left + crop_w]
             views.append(crop_to_float(
