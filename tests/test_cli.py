@@ -1,6 +1,7 @@
 """`modelscope-iqa` driven as a user would, in a subprocess."""
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -157,6 +158,9 @@ def test_resume_does_not_rescore(media, our_model_dir, tmp_path):
     assert sorted(_by_name(rows)) == sorted(EXPECTED_INPUTS)
     assert len(rows) == len(EXPECTED_INPUTS)
     assert 'resume: 2 inputs already' in second.stderr
+    # --verbose times the run: the 5 inputs scored this time (benchmarks read the line)
+    assert re.search(r'scored 5 inputs in [\d.]+ s \([\d.]+ inputs/s\); the model was '
+                     r'ready after [\d.]+ s', second.stderr), second.stderr
 
 
 @pytest.mark.slow

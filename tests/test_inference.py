@@ -207,6 +207,35 @@ def test_int8_leaves_the_process_quantized_engine_as_it_found_it():
         torch.backends.quantized.engine = previous
 
 
+@pytest.mark.parametrize('capabilities, dtype', [
+    ({'avx512_bf16': True}, torch.bfloat16), ({'amx_bf16': True}, torch.bfloat16),
+    ({'avx512_vnni': True, 'avx512_bf16': False}, torch.float32), ({}, torch.float32)])
+def test_int8_first_stage_runs_in_bfloat16_only_where_the_cpu_has_it(
+        tmp_path, monkeypatch, capabilities, dtype):
+    from modelscope_iqa.models import quantization
+    monkeypatch.setenv(quantization.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: dict(capabilities),
+                        raising=False)
+    quantization.cpu_has.cache_clear()
+    try:
+        small = PreprocessConfig.from_mapping({'resize_size': [96, 160],
+                                               'crop_size': [64, 96]})
+        network = IqaMosNet().eval()
+        int8 = InferenceNetwork(network, 'int8', 'cpu', small)
+        stage = int8.trunk.get_submodule(quantization.FLOAT_STAGE)
+        assert isinstance(stage, quantization.FloatStage) and stage.dtype == dtype
+        # Its BatchNorms folded; every other stage quantized.
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in stage.modules())
+        assert {p.dtype for p in stage.parameters()} == {dtype}
+        assert any(type(m).__module__.startswith('torch.ao.nn.quantized')
+                   for m in int8.trunk.get_submodule('layer2').modules())
+        crops = torch.from_numpy(np.stack(quantization.calibration_crops(small)[:3]))
+        exact = InferenceNetwork(network, 'fp32', 'cpu', small)(crops)
+        assert (int8(crops) - exact).abs().max() < PRECISION_BOUNDS['int8'].max_abs_diff
+    finally:
+        quantization.cpu_has.cache_clear()
+
+
 def test_int8_calibration_is_cached_and_a_bad_cache_is_recalibrated(tmp_path, monkeypatch):
     from modelscope_iqa.models import quantization
     monkeypatch.setenv(quantization.CACHE_ENV, str(tmp_path))

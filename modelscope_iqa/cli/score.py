@@ -4,7 +4,9 @@ that ``map`` shares (:func:`run_scoring`)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
 from typing import List, Optional, Sequence
 
 from ..config import DEFAULT_MAP_ALPHA, MAX_DEFAULT_WORKERS
@@ -17,6 +19,10 @@ CUDA_BATCH_SIZE = 8
 SCORE_FIELDS = ['path', 'score', 'error', 'frames', *IDENTITY_FIELDS]
 PER_FRAME_FIELDS = SCORE_FIELDS + ['frame']
 BACKENDS = ('pytorch', 'onnxruntime')
+LOG = logging.getLogger(__name__)
+# The --verbose line that times a run; benchmarks/inference_speed.py reads it.
+TIMING_MESSAGE = ('scored %d inputs in %.3f s (%.3f inputs/s); the model was ready after '
+                  '%.3f s')
 
 
 def scoring_options() -> argparse.ArgumentParser:
@@ -116,6 +122,7 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
     from .map_files import map_names, write_map
     from .results import RunOutput, check_output_path
 
+    started = time.perf_counter()
     frame_count, fps = getattr(args, 'frames', None), getattr(args, 'fps', None)
     onnx_file = _onnx_backend(args)
     if args.output is not None:
@@ -161,6 +168,7 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
                               'made for images (score videos with the score command)'})
                 progress.update(1)
             workers = default_workers() if args.workers is None else args.workers
+            ready = time.perf_counter()
             for result in score_files(network, mine, preprocess_config, batch_size, workers,
                                       frame_count, fps,
                                       map_window=LOCAL_WINDOW if maps_dir is not None else None):
@@ -182,6 +190,9 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
                         row['frames'] = len(result.frame_numbers) or None
                     writer.write(row)
                 progress.update(1)
+            scoring = time.perf_counter() - ready
+            LOG.info(TIMING_MESSAGE, len(mine), scoring, len(mine) / max(scoring, 1e-9),
+                     ready - started)
         finally:
             progress.close()
             writer.close()

@@ -9,8 +9,9 @@
 - ``bf16`` (fast, CPU or CUDA): the trunk's weights and activations in bfloat16;
   AVX-512 BF16 (or AMX) CPUs run it about twice as fast.
 - ``fp16`` (fast, CUDA only).
-- ``int8`` (fastest, x86 CPUs): the trunk statically quantized, calibrated when the
-  network is first prepared for a model (about 10 s, then cached; see
+- ``int8`` (fastest, x86 CPUs): the trunk statically quantized but for its first
+  residual stage (bfloat16 where the CPU has it natively, else float32), calibrated when
+  the network is first prepared for a model (about 10 s, then cached; see
   :mod:`.quantization`).
 
 Pooling and the MLP head always run in float32, one image at a time, so a score does
@@ -114,11 +115,13 @@ class InferenceNetwork(nn.Module):
         check_precision(precision, self.device)
         self.precision = precision
         self.dtype = PRECISION_DTYPES[precision]
+        folded = fold_batch_norms(network.backbone)
         if precision == 'int8':  # calibrated on crops of the configured size
             self.trunk = quantize_trunk(network.backbone,
-                                        preprocess_config or PreprocessConfig.from_mapping())
+                                        preprocess_config or PreprocessConfig.from_mapping(),
+                                        folded)
         else:
-            self.trunk = fold_batch_norms(network.backbone).to(self.device, self.dtype).to(
+            self.trunk = folded.to(self.device, self.dtype).to(
                 memory_format=torch.channels_last)
         self.head = copy.deepcopy(network.head).eval().to(self.device, torch.float32)
 
