@@ -108,6 +108,8 @@ class LadderStage(Stage):
     # The families whose ladders take the most detailed of ``windows`` windows (the
     # others take the first window drawn, flat or not).
     detail_families: Tuple[str, ...]
+    # Whose key the exposure faults are relative to: the whole photo's or the window's.
+    exposure_key: Literal['image', 'window']
     dead_leaves_charts: int
     family_weights: Dict[str, float]
     grid_period: int

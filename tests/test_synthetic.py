@@ -145,6 +145,26 @@ def test_ladder_windows_most_detailed_only_for_detail_families():
         SyntheticLadderDataset([photo], 1, (64, 64), detail_families=['glare'])
 
 
+@pytest.mark.parametrize('exposure_key', ['image', 'window'])
+def test_ladder_exposure_key_is_the_photos_or_the_windows(monkeypatch, exposure_key):
+    seen = []
+    real = ladders.degrade
+    monkeypatch.setattr(ladders, 'degrade',
+                        lambda rgb, recipe, rng, scene: seen.append(scene) or real(
+                            rgb, recipe, rng, scene))
+    photo = make_image(200, 300, seed=4)
+    dataset = SyntheticLadderDataset([photo], 3, (64, 64), scales=(1.0, ),
+                                     exposure_key=exposure_key)
+    dataset[0]
+    photo_key = dataset.images[0][2]
+    assert len(seen) == dataset.rungs
+    # None: degrade takes the key of the window it is given
+    assert seen == ([photo_key] * dataset.rungs if exposure_key == 'image'
+                    else [None] * dataset.rungs)
+    with pytest.raises(ValueError, match='exposure_key'):
+        SyntheticLadderDataset([photo], 1, (64, 64), exposure_key='frame')
+
+
 def test_ladder_recipes_cover_every_family_jpeg_most():
     dataset = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
                                      crop_size=(64, 64), scales=(1.0,))

@@ -34,6 +34,7 @@ SEVERITY_BANDS = ((0.5, 1.5), (1.5, 2.75), (2.75, 4.0))
 FAMILY_WEIGHTS: Mapping[str, float] = {
     family: 2.0 if family == 'jpeg_compression' else 1.0 for family in FAMILIES}
 BACKGROUND_SEVERITY = (0.5, 2.0)
+EXPOSURE_KEYS = ('image', 'window')
 
 
 class SyntheticLadderDataset(TorchCustomDataset):
@@ -58,6 +59,10 @@ class SyntheticLadderDataset(TorchCustomDataset):
             a ladder of any other family takes the first of the random windows, flat or
             not (noise, compression and exposure faults show on flat content too, and a
             flat clean view is a clean view). None: every family.
+        exposure_key: whose key (mean linear light) the exposure faults are relative to:
+            ``'image'``, the whole photo's (a window of a dark photo is brightened as
+            the photo would be), or ``'window'``, the window's own (a window is
+            brightened as if it were the photo).
         family_weights: how often a family is drawn, relative to the others, where it
             differs from ``FAMILY_WEIGHTS``.
         grid_period: the crop's offset from the window's corner, where the JPEG grid
@@ -78,6 +83,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  family_weights: Optional[Mapping[str, float]] = None,
                  grid_period: int = JPEG_MACROBLOCK,
                  detail_families: Optional[Sequence[str]] = None,
+                 exposure_key: str = 'image',
                  preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
@@ -96,6 +102,9 @@ class SyntheticLadderDataset(TorchCustomDataset):
         if grid_period < 1:
             raise ValueError(f'grid_period must be >= 1, got {grid_period}')
         self.grid_period = int(grid_period)
+        if exposure_key not in EXPOSURE_KEYS:
+            raise ValueError(f'exposure_key must be one of {EXPOSURE_KEYS}, got {exposure_key!r}')
+        self.exposure_key = exposure_key
         # Around a crop while degrading: room for blur kernels and for the grid offset.
         self.window_pad = DEGRADE_MARGIN + self.grid_period
         need = max(self.crop_size) + 2 * self.window_pad
@@ -161,8 +170,9 @@ class SyntheticLadderDataset(TorchCustomDataset):
         window = (max(candidates, key=detail) if family in self.detail_families
                   else candidates[0])
         views, targets = [], []
+        scene = key if self.exposure_key == 'image' else None  # None: the window's own
         for recipe in recipes:
-            degraded = degrade(window, recipe, rng, key)
+            degraded = degrade(window, recipe, rng, scene)
             crop = degraded[top:top + crop_h, left:left + crop_w]
             views.append(crop_to_float(
                 landscape_crop(crop, portrait, 'RGB', self.preprocess_config, flip)))
