@@ -37,6 +37,12 @@ RESULTS = ROOT / 'experiments' / 'results'
 HELD_OUT = json.loads((RESULTS / 'default_model_report.json').read_text())
 AUDIT = json.loads((RESULTS / 'default_model_audit_report.json').read_text())
 GOLDEN = json.loads((ROOT / 'tests' / 'golden' / 'default_model_samples.json').read_text())
+# benchmarks/inference_speed.py --results: one committed run per CPU.
+SPEED_RESULTS = sorted((ROOT / 'benchmarks' / 'results').glob('inference_speed_*.json'))
+SPEED_MODES = {'cli-fp32': '`fp32` (default)', 'cli-bf16': '`bf16`', 'cli-int8': '`int8`',
+               'cli-onnx': 'ONNX, onnxruntime'}
+CPU_FEATURE_NAMES = {'avx512_vnni': 'VNNI', 'avx512_bf16': 'BF16', 'amx_bf16': 'AMX',
+                     'amx_int8': 'AMX-INT8'}
 
 README_MAX_CHARS = 12_000
 # The audit photos whose clean photo's mean pixel is under LOW_KEY_MEAN_PIXEL, as
@@ -104,6 +110,22 @@ def python_requirement() -> str:
     return re.search(r"python_requires='>=([\d.]+)'", (ROOT / 'setup.py').read_text())[1]
 
 
+def speed_rows():
+    """The README's speed table: a row per mode of each committed benchmark run, with
+    the CPU it ran on."""
+    rows = []
+    for path in SPEED_RESULTS:
+        run = json.loads(path.read_text())
+        cpu = run['cpu']
+        features = ', '.join(CPU_FEATURE_NAMES[f] for f in cpu['features'])
+        where = f"{cpu['name']}, {cpu['cores']} cores ({features or 'no VNNI, BF16, AMX'})"
+        for way, label in SPEED_MODES.items():
+            result = run['ways'][way]
+            rows.append(f"| {label} | {result['ratio']:.2f}x | "
+                        f"{result['max_abs_diff']:.2g} | {result['srcc']:.3f} | {where} |")
+    return rows
+
+
 def readme_phrases():
     """Every figure the README states, in its context."""
     held, audit = HELD_OUT['model'], AUDIT['model']
@@ -123,6 +145,7 @@ def readme_phrases():
         f"scenes ({low:.3f} on {len(LOW_KEY_AUDIT_PHOTOS)} such photos, BRISQUE "
         f"{low_brisque:.3f})",
         f'arXiv {ARXIV_ID}',
+        *speed_rows(),
     ]
 
 
@@ -219,6 +242,10 @@ def test_the_weaknesses_named_are_the_weakest():
     assert f"{by_photo['Wood']['over_exposure']:.1f}" == \
         f"{by_photo['Path']['over_exposure']:.1f}"
     assert set(LOW_KEY_AUDIT_PHOTOS) < set(AUDIT['photos'])
+
+
+def test_the_speed_table_has_a_committed_run():
+    assert SPEED_RESULTS and speed_rows()
 
 
 def test_readme_is_short():
