@@ -190,7 +190,7 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
     result: Dict[str, object] = {'way': way}
     model_dir = DEFAULT_MODEL_DIR
     if way in CLI_WAYS:
-        import csv
+        from modelscope_iqa.cli.results import read_rows
         with tempfile.TemporaryDirectory(prefix='speed_') as folder:
             output = os.path.join(folder, 'scores.csv')
             _run_cli(way, paths[:1], workers, output)  # imports, the int8 calibration cache
@@ -202,8 +202,7 @@ def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
                 passes.append(_run_cli(way, paths, workers, output))
             inputs, result['seconds'], result['startup_s'] = min(passes, key=lambda p: p[1])
             result['peak_over_idle_mb'] = _peak_rss_mb() - result['idle_rss_mb']
-            with open(output, newline='') as f:
-                scores = {row['path']: float(row['score']) for row in csv.DictReader(f)}
+            scores = {row['path']: float(row['score']) for row in read_rows(output)}
         if inputs != len(paths) or set(scores) != set(paths):
             raise SystemExit(f'{way}: scored {inputs} inputs, {len(scores)} rows, of '
                              f'{len(paths)}')
