@@ -7,17 +7,14 @@ uint8 x int8 products in int16, which 8-bit activations can overflow, so activat
 keep 7 bits there (``reduce_range``, torch's default for x86), at a cost in accuracy.
 The first residual stage (``layer1``, the finest detail the trunk sees) is left out of
 int8: the default model's judgements of strong blur and contrast loss rest on small
-activations, which coarse steps wash out (quantized too, the largest difference from the
-exact mode on the 19 views of tests/test_inference.py grew from 0.127 to 0.177, beyond
-int8's bound). It runs with its BatchNorms folded, channels-last, in bfloat16 where the
-CPU computes bfloat16 natively (AVX512-BF16 or AMX), else in float32. In float32 it took
-40% of the int8 forward: on a 2-core AMD EPYC (AVX512-BF16), one 720x1280 forward took
-0.149 s with it in float32 as version 0.3.0 ran it and 0.106 s in bfloat16, with the same
-largest difference from exact on the speed benchmark's 16 images (0.031 and 0.030) and
-0.113 on the 19 views. Other splits measured on those views: only layer1's first block
-out of int8, 0.143; conv1 out as well, 0.148; calibration at more severities with
-layer1 quantized, 0.144 or more. The shipped default model's figure is int8's bound in
-config.PRECISION_BOUNDS.
+activations, which coarse steps wash out. It runs with its BatchNorms folded,
+channels-last, in bfloat16 where the CPU computes bfloat16 natively (AVX512-BF16 or
+AMX), else in float32. Measured by ``experiments/tools/int8_splits.py`` on a 2-core AMD
+EPYC (AVX512-BF16), one 720x1280 forward and the largest difference from exact on the 19
+views of tests/test_inference.py: the stage in float32 (as version 0.3.0 ran it) 0.153 s
+and 0.124; in bfloat16 0.113 s and 0.113; quantized too 0.093 s and 0.177, beyond int8's
+bound; only its first block out of int8 0.143; conv1 out as well 0.148. The shipped
+default model's figure is int8's bound in config.PRECISION_BOUNDS.
 
 Activation ranges are calibrated once, when the network is prepared, on crops of the
 calibration photo (shipped with the package) pristine and under every synthetic
