@@ -110,6 +110,10 @@ class LadderStage(Stage):
     detail_families: Tuple[str, ...]
     # Whose key the exposure faults are relative to: the whole photo's or the window's.
     exposure_key: Literal['image', 'window']
+    # The share of ladders of a photo's whole network view, downscaled to crop_size,
+    # instead of a window, and their families (pointwise ones: SyntheticLadderDataset).
+    whole_share: float
+    whole_families: Tuple[str, ...]
     dead_leaves_charts: int
     family_weights: Dict[str, float]
     grid_period: int
@@ -119,10 +123,14 @@ class LadderStage(Stage):
         if set(self.family_weights) != set(FAMILIES):
             raise ValueError(f'{self.name}: family_weights must give every family '
                              f'{sorted(FAMILIES)} its weight, got {sorted(self.family_weights)}')
-        unknown = set(self.detail_families) - set(FAMILIES)
-        if unknown:
-            raise ValueError(f'{self.name}: detail_families names unknown families '
-                             f'{sorted(unknown)}; known: {sorted(FAMILIES)}')
+        for key in ('detail_families', 'whole_families'):
+            unknown = set(getattr(self, key)) - set(FAMILIES)
+            if unknown:
+                raise ValueError(f'{self.name}: {key} names unknown families '
+                                 f'{sorted(unknown)}; known: {sorted(FAMILIES)}')
+        if not 0.0 <= self.whole_share <= 1.0:
+            raise ValueError(f'{self.name}: whole_share must be in [0, 1], '
+                             f'got {self.whole_share}')
 
 
 STAGE_CLASSES = {'SyntheticDistortionDataset': Stage, 'SyntheticLadderDataset': LadderStage}

@@ -148,6 +148,7 @@ def train_ladders(work_dir: Path, seed: int, recipe: LadderStage, init: Path,
         crop_size=recipe.crop_size, rungs=recipe.rungs, seed=seed, scales=recipe.scales,
         mixture_share=recipe.mixture_share, windows=recipe.windows,
         detail_families=recipe.detail_families, exposure_key=recipe.exposure_key,
+        whole_share=recipe.whole_share, whole_families=recipe.whole_families,
         family_weights=recipe.family_weights, grid_period=recipe.grid_period)
     eval_dataset = _eval_dataset(work_dir)
     if eval_dataset is None:

@@ -153,6 +153,9 @@ def _recipes_copy(tmp_path):
     (lambda text: text.replace('starts_from: finetune', 'starts_from: train'),
      'expected \'finetune\''),
     (lambda text: text.replace('hands_on: last_epoch', 'hands_on: latest'), 'hands_on'),
+    (lambda text: text.replace('whole_families: []', 'whole_families: [glare]'),
+     'whole_families names unknown'),
+    (lambda text: text.replace('whole_share: 0.0', 'whole_share: 1.5'), 'whole_share'),
 ])
 def test_a_recipe_with_an_unknown_missing_or_mistyped_setting_is_refused(tmp_path, edit,
                                                                          message):

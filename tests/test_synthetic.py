@@ -165,6 +165,75 @@ def test_ladder_exposure_key_is_the_photos_or_the_windows(monkeypatch, exposure_
         SyntheticLadderDataset([photo], 1, (64, 64), exposure_key='frame')
 
 
+def _whole_view(photo, size):
+    """The network's centre crop of ``photo`` downscaled to ``size``, as a ladder's
+    float views hold it, and mirrored."""
+    import cv2
+
+    from modelscope_iqa.config import PreprocessConfig
+    from modelscope_iqa.preprocessors import decode, network_crop
+    from modelscope_iqa.preprocessors.scale import crop_to_float
+    crop = network_crop(decode(photo), PreprocessConfig.from_mapping())
+    small = cv2.resize(crop, size[::-1], interpolation=cv2.INTER_AREA)
+    return crop_to_float(small), crop_to_float(np.ascontiguousarray(small[:, ::-1]))
+
+
+def test_whole_view_ladders_degrade_the_network_crop_of_the_whole_photo():
+    # A bright corner, away from the centre crop's middle: the view has to be the crop.
+    photo = make_image(360, 600, seed=6)
+    size = (72, 128)  # the network crop's aspect, 720x1280
+    dataset = SyntheticLadderDataset([photo], 200, size, scales=(1.0, ), whole_share=0.5,
+                                     whole_families=['over_exposure', 'under_exposure'])
+    views = _whole_view(photo, size)
+    whole = 0
+    for index in range(len(dataset)):
+        item = dataset[index]
+        assert item['input'].shape == (4, 3) + size
+        targets = item['target'].tolist()
+        assert all(a > b for a, b in zip(targets, targets[1:])), targets
+        if not any(torch.equal(item['input'][0], view) for view in views):
+            continue
+        whole += 1
+        # A whole ladder: clean first, then one exposure family at rising severity.
+        assert targets[0] == pytest.approx(PRISTINE_QUALITY)
+        means = [float(v.mean()) for v in item['input']]
+        assert means == sorted(means) or means == sorted(means, reverse=True), means
+    # Half of the groups, as whole_share says (binomial: 200 draws, p = 0.5).
+    assert 70 <= whole <= 130, whole
+
+
+def test_whole_view_ladders_take_the_photos_key_and_rotate_portrait_photos(monkeypatch):
+    seen = []
+    real = ladders.degrade
+    monkeypatch.setattr(ladders, 'degrade',
+                        lambda rgb, recipe, rng, scene: seen.append(scene) or real(
+                            rgb, recipe, rng, scene))
+    photo = make_image(600, 360, seed=7)  # portrait: rotated to landscape, as scored
+    dataset = SyntheticLadderDataset([photo], 4, (72, 128), scales=(1.0, ), whole_share=1.0,
+                                     whole_families=['over_exposure'])
+    item = dataset[0]
+    assert item['input'].shape == (4, 3, 72, 128)
+    assert seen == [scene_key(photo)] * 4
+
+
+@pytest.mark.parametrize('settings, message', [
+    (dict(whole_share=0.5, whole_families=['defocus_blur']), 'pointwise'),
+    (dict(whole_share=0.5, whole_families=[]), 'pointwise'),
+    (dict(whole_share=1.5, whole_families=['over_exposure']), 'whole_share'),
+    (dict(whole_share=0.5, whole_families=['glare']), 'unknown families'),
+    (dict(whole_share=0.5, whole_families=['over_exposure'],
+          family_weights={'over_exposure': 0.0}), 'must be >= 0 and not all 0'),
+])
+def test_whole_view_settings_that_cannot_work_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        SyntheticLadderDataset([make_image(300, 450, seed=4)], 1, (72, 128), scales=(1.0, ),
+                               **settings)
+    # A square crop has not the network crop's aspect.
+    with pytest.raises(ValueError, match='aspect'):
+        SyntheticLadderDataset([make_image(200, 300, seed=4)], 1, (64, 64), scales=(1.0, ),
+                               whole_share=0.5, whole_families=['over_exposure'])
+
+
 def test_ladder_recipes_cover_every_family_jpeg_most():
     dataset = SyntheticLadderDataset([make_image(200, 200, seed=1)], length=1,
                                      crop_size=(64, 64), scales=(1.0,))
