@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from modelscope_iqa.config import PreprocessConfig
-from modelscope_iqa.preprocessors.crop import (centre_offsets, cover_resize, cover_size,
+from modelscope_iqa.preprocessors.crop import (centre_window, cover_resize, cover_size,
                                                oriented)
 from modelscope_iqa.preprocessors.decoding import decode
 from modelscope_iqa.synthetic.charts import dead_leaves
@@ -172,9 +172,7 @@ def at_network_scale(rgb: np.ndarray) -> np.ndarray:
     size, so that degradations made on it are at the scale the network sees."""
     config = PreprocessConfig.from_mapping()
     resized, portrait = cover_resize(rgb, config)
-    height, width = oriented(config.resize_size, portrait)
-    top, left = centre_offsets(resized.shape, (height, width))
-    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+    return np.ascontiguousarray(centre_window(resized, oriented(config.resize_size, portrait)))
 
 
 def write_gcompris(rcc_dir: Path, out: Path) -> None:

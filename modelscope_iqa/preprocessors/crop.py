@@ -49,6 +49,12 @@ def centre_offsets(resized_shape: Tuple[int, ...],
     return (resized_shape[0] - crop_size[0]) // 2, (resized_shape[1] - crop_size[1]) // 2
 
 
+def centre_window(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """The centre ``size`` (height, width) window of ``image`` (a view, not a copy)."""
+    top, left = centre_offsets(image.shape, size)
+    return image[top:top + size[0], left:left + size[1]]
+
+
 def centre_crop_region(height: int, width: int,
                        config: PreprocessConfig) -> Tuple[float, float, float, float]:
     """The part of a ``height`` x ``width`` image that the centre crop shows the network,
@@ -100,11 +106,9 @@ def network_crop(pixels: Pixels, config: PreprocessConfig,
     resized, portrait = cover_resize(pixels.array, config)
     crop_h, crop_w = oriented(crop_size or config.crop_size, portrait)
     if rng is None:
-        top, left = centre_offsets(resized.shape, (crop_h, crop_w))
-        flip = False
-    else:
-        top = int(rng.integers(0, resized.shape[0] - crop_h + 1))
-        left = int(rng.integers(0, resized.shape[1] - crop_w + 1))
-        flip = bool(rng.integers(0, 2))
+        return landscape_crop(centre_window(resized, (crop_h, crop_w)), portrait,
+                              pixels.order, config)
+    top = int(rng.integers(0, resized.shape[0] - crop_h + 1))
+    left = int(rng.integers(0, resized.shape[1] - crop_w + 1))
     return landscape_crop(resized[top:top + crop_h, left:left + crop_w], portrait,
-                          pixels.order, config, flip)
+                          pixels.order, config, flip=bool(rng.integers(0, 2)))

@@ -17,7 +17,7 @@ import torch
 from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
 
 from ..config import PreprocessConfig
-from ..preprocessors.crop import centre_offsets, cover_resize, landscape_crop, oriented
+from ..preprocessors.crop import centre_window, cover_resize, landscape_crop, oriented
 from ..preprocessors.decoding import decode
 from ..preprocessors.scale import crop_to_float
 from .dataset import DEGRADE_MARGIN, detail
@@ -179,11 +179,9 @@ class SyntheticLadderDataset(TorchCustomDataset):
         """The network's centre crop of a photo (RGB, not yet rotated to landscape)
         downscaled to the training crop, whether it is portrait, and the photo's key."""
         resized, portrait = cover_resize(rgb, self.preprocess_config)
-        view_h, view_w = oriented(self.preprocess_config.crop_size, portrait)
-        top, left = centre_offsets(resized.shape, (view_h, view_w))
+        view = centre_window(resized, oriented(self.preprocess_config.crop_size, portrait))
         small_h, small_w = oriented(self.crop_size, portrait)
-        view = cv2.resize(resized[top:top + view_h, left:left + view_w], (small_w, small_h),
-                          interpolation=cv2.INTER_AREA)
+        view = cv2.resize(view, (small_w, small_h), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(view), portrait, scene_key(rgb)
 
     def __len__(self) -> int:
