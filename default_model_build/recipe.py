@@ -110,10 +110,12 @@ class LadderStage(Stage):
     detail_families: Tuple[str, ...]
     # Whose key the exposure faults are relative to: the whole photo's or the window's.
     exposure_key: Literal['image', 'window']
-    # The share of ladders of a photo's whole network view, downscaled to crop_size,
-    # instead of a window, and their families (pointwise ones: SyntheticLadderDataset).
+    # The share of ladders of a photo's whole network view, downscaled to whole_size
+    # (the network crop's aspect), instead of a window, and their families (pointwise
+    # ones: SyntheticLadderDataset).
     whole_share: float
     whole_families: Tuple[str, ...]
+    whole_size: Tuple[int, int]
     dead_leaves_charts: int
     family_weights: Dict[str, float]
     grid_period: int
@@ -131,6 +133,9 @@ class LadderStage(Stage):
         if not 0.0 <= self.whole_share <= 1.0:
             raise ValueError(f'{self.name}: whole_share must be in [0, 1], '
                              f'got {self.whole_share}')
+        if min(self.whole_size) < 1:
+            raise ValueError(f'{self.name}: whole_size must be positive, '
+                             f'got {list(self.whole_size)}')
 
 
 STAGE_CLASSES = {'SyntheticDistortionDataset': Stage, 'SyntheticLadderDataset': LadderStage}

@@ -129,7 +129,7 @@ def train_ladders(work_dir: Path, seed: int, recipe: LadderStage, init: Path,
     record.json says where it ran and how long."""
     from modelscope.trainers import build_trainer
 
-    from modelscope_iqa.synthetic.ladders import SyntheticLadderDataset
+    from modelscope_iqa.synthetic.ladders import SyntheticLadderDataset, collate_ladders
 
     out_dir = work_dir / recipe.name
     # The starting weights as shipped (float16), widened back to float32 for training.
@@ -149,6 +149,7 @@ def train_ladders(work_dir: Path, seed: int, recipe: LadderStage, init: Path,
         mixture_share=recipe.mixture_share, windows=recipe.windows,
         detail_families=recipe.detail_families, exposure_key=recipe.exposure_key,
         whole_share=recipe.whole_share, whole_families=recipe.whole_families,
+        whole_size=recipe.whole_size,
         family_weights=recipe.family_weights, grid_period=recipe.grid_period)
     eval_dataset = _eval_dataset(work_dir)
     if eval_dataset is None:
@@ -163,7 +164,8 @@ def train_ladders(work_dir: Path, seed: int, recipe: LadderStage, init: Path,
 
     trainer_args = dict(model=str(init_dir), train_dataset=train_dataset,
                         eval_dataset=eval_dataset, work_dir=str(out_dir),
-                        cfg_modify_fn=configure_stage, seed=seed)
+                        cfg_modify_fn=configure_stage, seed=seed,
+                        data_collator={'train': collate_ladders})
     if device is not None:
         trainer_args['device'] = device
     trainer = build_trainer(name=Trainers.iqa_mos, default_args=trainer_args)

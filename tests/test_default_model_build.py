@@ -156,6 +156,9 @@ def _recipes_copy(tmp_path):
     (lambda text: text.replace('whole_families: []', 'whole_families: [glare]'),
      'whole_families names unknown'),
     (lambda text: text.replace('whole_share: 0.0', 'whole_share: 1.5'), 'whole_share'),
+    (lambda text: text.replace('whole_size: [216, 384]', 'whole_size: [216]'), 'expected 2'),
+    (lambda text: text.replace('whole_size: [216, 384]', 'whole_size: [0, 384]'),
+     'whole_size must be positive'),
 ])
 def test_a_recipe_with_an_unknown_missing_or_mistyped_setting_is_refused(tmp_path, edit,
                                                                          message):

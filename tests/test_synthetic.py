@@ -216,6 +216,32 @@ def test_whole_view_ladders_take_the_photos_key_and_rotate_portrait_photos(monke
     assert seen == [scene_key(photo)] * 4
 
 
+def test_whole_views_of_their_own_size_beside_square_windows_batch_by_shape():
+    photo = make_image(360, 600, seed=8)
+    dataset = SyntheticLadderDataset([photo], 40, (64, 64), scales=(1.0, ), whole_share=0.5,
+                                     whole_families=['over_exposure'], whole_size=(72, 128))
+    views = _whole_view(photo, (72, 128))
+    items = [dataset[index] for index in range(len(dataset))]
+    shapes = [tuple(item['input'].shape) for item in items]
+    assert set(shapes) == {(4, 3, 64, 64), (4, 3, 72, 128)}
+    # Every whole-sized group is a whole ladder: its clean view is the photo's whole view.
+    assert all(any(torch.equal(item['input'][0], view) for view in views)
+               for item in items if item['input'].shape[-1] == 128)
+    batch = ladders.collate_ladders(items)
+    first = shapes[0]
+    order = [first, next(s for s in shapes if s != first)]
+    for inputs, targets, shape in zip(batch['input'], batch['target'], order):
+        same = [item for item in items if tuple(item['input'].shape) == shape]
+        assert torch.equal(inputs, torch.stack([item['input'] for item in same]))
+        assert torch.equal(targets, torch.stack([item['target'] for item in same]))
+    # Groups of one shape: the default collation's batch, one tensor each.
+    windows = [item for item in items if item['input'].shape[-1] == 64]
+    single = ladders.collate_ladders(windows)
+    default = torch.utils.data.default_collate(windows)
+    assert torch.equal(single['input'], default['input'])
+    assert torch.equal(single['target'], default['target'])
+
+
 @pytest.mark.parametrize('settings, message', [
     (dict(whole_share=0.5, whole_families=['defocus_blur']), 'pointwise'),
     (dict(whole_share=0.5, whole_families=[]), 'pointwise'),
@@ -228,10 +254,14 @@ def test_whole_view_settings_that_cannot_work_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         SyntheticLadderDataset([make_image(300, 450, seed=4)], 1, (72, 128), scales=(1.0, ),
                                **settings)
-    # A square crop has not the network crop's aspect.
+    # A square crop has not the network crop's aspect, nor has a square whole size.
     with pytest.raises(ValueError, match='aspect'):
         SyntheticLadderDataset([make_image(200, 300, seed=4)], 1, (64, 64), scales=(1.0, ),
                                whole_share=0.5, whole_families=['over_exposure'])
+    with pytest.raises(ValueError, match='aspect'):
+        SyntheticLadderDataset([make_image(200, 300, seed=4)], 1, (72, 128), scales=(1.0, ),
+                               whole_share=0.5, whole_families=['over_exposure'],
+                               whole_size=(64, 64))
 
 
 def test_ladder_recipes_cover_every_family_jpeg_most():

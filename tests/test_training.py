@@ -15,7 +15,7 @@ from modelscope_iqa.config import CONFIGURATION_FILE
 from modelscope_iqa.metainfo import Pipelines
 from modelscope_iqa.models import IqaMosNet, read_state_dict, save_weights
 from modelscope_iqa.hub import load_model
-from modelscope_iqa.synthetic import SyntheticLadderDataset
+from modelscope_iqa.synthetic import SyntheticLadderDataset, collate_ladders
 
 from conftest import BUILTIN_CONFIGURATION, make_image
 
@@ -178,12 +178,23 @@ def test_resuming_without_the_helper_fails_as_documented(trained, tiny_data, tmp
         plain.train(checkpoint_path=str(work_dir / f'epoch_{EPOCHS}.pth'))
 
 
-def test_ladder_groups_train_through_modelscopes_trainer(tmp_path):
+@pytest.mark.parametrize('whole_share', [0.0, 0.5])
+def test_ladder_groups_train_through_modelscopes_trainer(tmp_path, whole_share):
     """Stage 2 of the default model's build: groups of views of one content, collated by
-    ModelScope's trainer into (N, K, 3, H, W) batches, the ranking term on."""
+    ModelScope's trainer into (N, K, 3, H, W) batches, the ranking term on; with whole
+    views of another size, batches of two shapes (collate_ladders), as one batch."""
     recorder = LossRecorder()
+    shapes = []
+
+    def collate(groups):
+        batch = collate_ladders(groups)
+        shapes.append(len(batch['input']) if isinstance(batch['input'], list) else 1)
+        return batch
+
     photos = [make_image(200, 300, seed=i) for i in range(2)]
-    dataset = SyntheticLadderDataset(photos, length=4, crop_size=(64, 64), scales=(1.0, ))
+    dataset = SyntheticLadderDataset(photos, length=4, crop_size=(64, 64), scales=(1.0, ),
+                                     whole_share=whole_share, whole_size=(72, 128),
+                                     whole_families=['over_exposure'] if whole_share else ())
 
     def configure(cfg):
         cfg.train.max_epochs = 1
@@ -194,9 +205,12 @@ def test_ladder_groups_train_through_modelscopes_trainer(tmp_path):
 
     trainer = build_trainer(default_args=dict(
         model=str(_init_model_dir(tmp_path / 'init')), train_dataset=dataset,
-        work_dir=str(tmp_path / 'work'), cfg_modify_fn=configure, callbacks=[recorder]))
+        work_dir=str(tmp_path / 'work'), cfg_modify_fn=configure, callbacks=[recorder],
+        data_collator={'train': collate}))
     trainer.train()
     assert len(recorder.losses) == 2
+    # With whole views, some batch held both shapes (a list), every batch without: one.
+    assert (2 in shapes) == bool(whole_share) and set(shapes) <= {1, 2}
     outputs = trainer.train_outputs
     assert outputs['pred'].shape == (8, 1)
     assert outputs['rank_loss'].item() > 0

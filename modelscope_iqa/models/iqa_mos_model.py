@@ -1,7 +1,7 @@
 """The ModelScope model: loads a model directory and runs :class:`IqaMosNet`."""
 import contextlib
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,9 @@ class ImageQualityAssessmentMosModel(TorchModel):
       distance to the scaled MOS plus ``rank_loss_weight`` times a pairwise ranking
       hinge. A 5-D ``input`` (N, K, 3, H, W) with ``target`` (N, K) is N groups of K
       views of one content (:class:`~modelscope_iqa.synthetic.SyntheticLadderDataset`);
-      the ranking hinge then tells pairs within a group from pairs across groups.
+      the ranking hinge then tells pairs within a group from pairs across groups. Lists
+      of such inputs and their targets are one batch of groups in several shapes
+      (:func:`~modelscope_iqa.synthetic.ladders.collate_ladders`).
 
     Its ``state_dict`` is the network's, with the hub checkpoint's keys, so the
     checkpoints ModelScope's trainer writes load into ModelScope's built-in model too.
@@ -178,6 +180,36 @@ class ImageQualityAssessmentMosModel(TorchModel):
         dtype = torch.bfloat16 if self.train_precision == 'bf16' else torch.float16
         return torch.autocast(device.type, dtype=dtype)
 
+    def _training_scores(self, views: torch.Tensor) -> torch.Tensor:
+        """Scores (N, 1) of a batch of views (N, 3, H, W) in training: the trunk in
+        ``train_precision``, the head and sigmoid in float32."""
+        with self._training_autocast(views.device):
+            features = self.network.forward_features(views)
+        return torch.sigmoid(self.network.forward_head(features.float()))
+
+    def _training_scores_of_shapes(self, inputs: Sequence[torch.Tensor],
+                                   targets: Sequence[torch.Tensor]
+                                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Groups of views in several shapes (:func:`~modelscope_iqa.synthetic.ladders.
+        collate_ladders`: a list of (N_i, K, 3, H_i, W_i) and one of their (N_i, K)
+        targets) as one batch: scores and targets of every view, and each view's group,
+        numbered across the shapes so that the ranking hinge pairs groups of different
+        shapes as it pairs any two groups."""
+        if len(inputs) != len(targets) or any(views.dim() != 5 for views in inputs):
+            raise ValueError('groups of several shapes come as equally long lists of '
+                             '(N, K, 3, H, W) inputs and (N, K) targets')
+        scores, flat_targets, groups = [], [], []
+        first_group = 0
+        for views, views_target in zip(inputs, targets):
+            count, rungs = views.shape[:2]
+            scores.append(self._training_scores(views.flatten(0, 1)))
+            flat_targets.append(torch.as_tensor(views_target, device=views.device).reshape(-1))
+            groups.append(torch.arange(first_group, first_group + count,
+                                       device=views.device).repeat_interleave(rungs))
+            first_group += count
+        pred = torch.cat(scores)
+        return pred, torch.cat(flat_targets).to(pred.dtype), torch.cat(groups)
+
     def forward(self,
                 input: torch.Tensor,
                 target: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
@@ -186,15 +218,16 @@ class ImageQualityAssessmentMosModel(TorchModel):
             if target is None:
                 return {'output': pred}
             return {'pred': pred, 'target': torch.as_tensor(target, device=pred.device)}
-        groups = None
-        if input.dim() == 5:
-            groups = torch.arange(input.shape[0], device=input.device).repeat_interleave(
-                input.shape[1])
-            input = input.flatten(0, 1)
-        with self._training_autocast(input.device):
-            features = self.network.forward_features(input)
-        pred = torch.sigmoid(self.network.forward_head(features.float()))
-        target = torch.as_tensor(target, device=pred.device).to(pred.dtype).reshape(-1)
+        if isinstance(input, (list, tuple)):
+            pred, target, groups = self._training_scores_of_shapes(input, target)
+        else:
+            groups = None
+            if input.dim() == 5:
+                groups = torch.arange(input.shape[0], device=input.device).repeat_interleave(
+                    input.shape[1])
+                input = input.flatten(0, 1)
+            pred = self._training_scores(input)
+            target = torch.as_tensor(target, device=pred.device).to(pred.dtype).reshape(-1)
         l1_loss = F.l1_loss(pred.flatten(), target.flatten())
         rank_loss = pairwise_rank_loss(pred, target, groups, self.rank_margin_cap,
                                        self.rank_cross_min_gap)

@@ -10,7 +10,7 @@ _EXPORTS = {
     'FAMILIES': '.distortions', 'MAX_SEVERITY': '.distortions', 'degrade': '.distortions',
     'quality_target': '.distortions', 'sample_severities': '.distortions',
     'scene_key': '.distortions',
-    'SyntheticLadderDataset': '.ladders',
+    'SyntheticLadderDataset': '.ladders', 'collate_ladders': '.ladders',
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)

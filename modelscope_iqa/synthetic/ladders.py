@@ -69,13 +69,15 @@ class SyntheticLadderDataset(TorchCustomDataset):
             differs from ``FAMILY_WEIGHTS``.
         whole_share: share of groups that are ladders of a photo's whole view instead of
             a window: the centre crop the network scores (the preprocessor's cover
-            resize and crop) downscaled to ``crop_size``, which must then have the
-            network crop's aspect. A window of a dark photo is dark all over, as an
+            resize and crop) downscaled to ``whole_size``. A window of a dark photo is dark all over, as an
             under-exposed one is; the whole view shows the highlights and the smooth
             shadows together, as the network sees the photo when it scores it.
         whole_families: the families of those ladders, drawn by ``family_weights``:
             pointwise ones only (``POINTWISE_FAMILIES``), which degrade the downscaled
             view as they would the full one. Their ladders carry no second family.
+        whole_size: (height, width) of the whole views, of the network crop's aspect;
+            None: ``crop_size``. Where it differs from ``crop_size``, groups come in two
+            shapes: batch them with :func:`collate_ladders`.
         grid_period: the crop's offset from the window's corner, where the JPEG grid
             starts, is drawn from this many pixels in each axis: ``JPEG_MACROBLOCK``,
             or 8 as stages 2 and 3 of the shipped model drew it.
@@ -97,6 +99,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  exposure_key: str = 'image',
                  whole_share: float = 0.0,
                  whole_families: Sequence[str] = (),
+                 whole_size: Optional[Tuple[int, int]] = None,
                  preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
@@ -105,6 +108,7 @@ class SyntheticLadderDataset(TorchCustomDataset):
         self.preprocess_config = preprocess_config or PreprocessConfig.from_mapping()
         self.length = int(length)
         self.crop_size = tuple(crop_size)
+        self.whole_size = self.crop_size if whole_size is None else tuple(whole_size)
         self.rungs = int(rungs)
         self.seed = int(seed)
         self.mixture_share = float(mixture_share)
@@ -168,19 +172,19 @@ class SyntheticLadderDataset(TorchCustomDataset):
 
     def _check_whole_view_aspect(self) -> None:
         net_h, net_w = self.preprocess_config.crop_size
-        crop_h, crop_w = self.crop_size
+        view_h, view_w = self.whole_size
         aspect = net_h / net_w
-        if self.whole_share and abs(crop_h / crop_w - aspect) > \
+        if self.whole_share and abs(view_h / view_w - aspect) > \
                 WHOLE_VIEW_ASPECT_TOLERANCE * aspect:
-            raise ValueError(f'whole views need a crop_size of the network crop\'s aspect '
-                             f'({net_h}x{net_w}), got {crop_h}x{crop_w}')
+            raise ValueError(f'whole views need a size of the network crop\'s aspect '
+                             f'({net_h}x{net_w}), got {view_h}x{view_w}')
 
     def _whole_view(self, rgb: np.ndarray) -> Tuple[np.ndarray, bool, float]:
         """The network's centre crop of a photo (RGB, not yet rotated to landscape)
-        downscaled to the training crop, whether it is portrait, and the photo's key."""
+        downscaled to ``whole_size``, whether it is portrait, and the photo's key."""
         resized, portrait = cover_resize(rgb, self.preprocess_config)
         view = centre_window(resized, oriented(self.preprocess_config.crop_size, portrait))
-        small_h, small_w = oriented(self.crop_size, portrait)
+        small_h, small_w = oriented(self.whole_size, portrait)
         view = cv2.resize(view, (small_w, small_h), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(view), portrait, scene_key(rgb)
 
@@ -256,3 +260,20 @@ class SyntheticLadderDataset(TorchCustomDataset):
             crop = degraded[top:top + crop_h, left:left + crop_w]
             crops.append(landscape_crop(crop, portrait, 'RGB', self.preprocess_config, flip))
         return self._item(crops, recipes)
+
+
+def collate_ladders(groups: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, object]:
+    """A batch of ladder groups (:class:`SyntheticLadderDataset` items). Groups of one
+    shape stack as the default collation stacks them: ``{'input': (N, K, 3, h, w),
+    'target': (N, K)}``. Groups of several shapes (windows beside whole views of
+    another size) stack by shape, in the order each shape first comes:
+    ``{'input': [(N1, K, 3, h1, w1), ...], 'target': [(N1, K), ...]}``, which the
+    model's training forward takes as one batch."""
+    by_shape: Dict[Tuple[int, ...], List[Dict[str, torch.Tensor]]] = {}
+    for group in groups:
+        by_shape.setdefault(tuple(group['input'].shape), []).append(group)
+    stacked = [{key: torch.stack([g[key] for g in same]) for key in ('input', 'target')}
+               for same in by_shape.values()]
+    if len(stacked) == 1:
+        return stacked[0]
+    return {key: [s[key] for s in stacked] for key in ('input', 'target')}
