@@ -501,13 +501,14 @@ def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
     assert split.main([str(tmp_path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in lines[2:]]
-    by_split = {(r[1], r[2]): r[3:] for r in rows}
+    by_split = {(r[1], r[2]): r[3:12] for r in rows}
+    extra = {(r[1], r[2]): r[12:] for r in rows}
     assert set(by_split) == {('held out', 'all'), ('held out', 'mean pixel >= 60'),
                              ('held out', 'mean pixel < 60'), ('audit', 'all'),
                              ('audit', 'mean pixel >= 60'), ('both sets', 'all'),
                              ('both sets', 'mean pixel >= 60'),
                              ('both sets', 'mean pixel < 60')}
-    # n, mean SRCC, weakest family, families < 0.85, BRISQUE mean SRCC, clean mean score,
+    # n, mean SRCC, weakest family, families < 0.88, BRISQUE mean SRCC, clean mean score,
     # lowest clean score, over-exposure above clean (no such family here), clean score vs
     # mean pixel SRCC (from 3 photos on)
     assert by_split['held out', 'all'] == ['2', '0.500', 'blur 0.000', '1', '0.500', '0.500',
@@ -525,6 +526,14 @@ def test_report_by_scene_key_splits_the_measures_at_the_clean_photos_mean_pixel(
     assert by_split['both sets', 'mean pixel >= 60'] == ['2', '0.500', 'noise 0.000', '1',
                                                           '1.000', '0.900', '0.900', '-', '-']
     assert by_split['both sets', 'mean pixel < 60'] == by_split['held out', 'mean pixel < 60']
+    # Then the strongest level's mean score, a clean photo above another's two strongest
+    # levels, and the mean SRCC's bootstrap interval. Held out: severity 4 scores 0.2,
+    # 0.2, 0.98, 0.02; Bright's clean 0.9 is above 2 of Dark's 4 strong views, Dark's
+    # 0.1 above none of Bright's; photo SRCC means 1 (Bright) and 0 (Dark), drawn twice
+    # with replacement: 1, 0.5 or 0.
+    assert extra['held out', 'all'] == ['0.350', '0.250', '[0.000, 1.000]']
+    # One photo: no pair of photos, an interval of one value.
+    assert extra['held out', 'mean pixel >= 60'] == ['0.200', '-', '[1.000, 1.000]']
 
     assert split.main([str(tmp_path), '--exclude', 'Dark']) == 0
     lines = capsys.readouterr().out.strip().splitlines()
