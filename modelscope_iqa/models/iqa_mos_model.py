@@ -187,14 +187,14 @@ class ImageQualityAssessmentMosModel(TorchModel):
             features = self.network.forward_features(views)
         return torch.sigmoid(self.network.forward_head(features.float()))
 
-    def _training_scores_of_shapes(self, inputs: Sequence[torch.Tensor],
+    def _training_scores_of_groups(self, inputs: Sequence[torch.Tensor],
                                    targets: Sequence[torch.Tensor]
                                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Groups of views in several shapes (:func:`~modelscope_iqa.synthetic.ladders.
-        collate_ladders`: a list of (N_i, K, 3, H_i, W_i) and one of their (N_i, K)
-        targets) as one batch: scores and targets of every view, and each view's group,
-        numbered across the shapes so that the ranking hinge pairs groups of different
-        shapes as it pairs any two groups."""
+        """Groups of views, in one shape or several (:func:`~modelscope_iqa.synthetic.
+        ladders.collate_ladders`: a list of (N_i, K, 3, H_i, W_i) and one of their
+        (N_i, K) targets), as one batch: scores and targets of every view, and each
+        view's group, numbered across the shapes so that the ranking hinge pairs groups
+        of different shapes as it pairs any two groups."""
         if len(inputs) != len(targets) or any(views.dim() != 5 for views in inputs):
             raise ValueError('groups of several shapes come as equally long lists of '
                              '(N, K, 3, H, W) inputs and (N, K) targets')
@@ -219,13 +219,11 @@ class ImageQualityAssessmentMosModel(TorchModel):
                 return {'output': pred}
             return {'pred': pred, 'target': torch.as_tensor(target, device=pred.device)}
         if isinstance(input, (list, tuple)):
-            pred, target, groups = self._training_scores_of_shapes(input, target)
+            pred, target, groups = self._training_scores_of_groups(input, target)
+        elif input.dim() == 5:
+            pred, target, groups = self._training_scores_of_groups([input], [target])
         else:
             groups = None
-            if input.dim() == 5:
-                groups = torch.arange(input.shape[0], device=input.device).repeat_interleave(
-                    input.shape[1])
-                input = input.flatten(0, 1)
             pred = self._training_scores(input)
             target = torch.as_tensor(target, device=pred.device).to(pred.dtype).reshape(-1)
         l1_loss = F.l1_loss(pred.flatten(), target.flatten())
