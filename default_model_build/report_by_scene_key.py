@@ -35,7 +35,9 @@ experiment moved into training.
 """
 import argparse
 import csv
+import math
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
@@ -88,6 +90,11 @@ def splits(keys: dict):
             (f'mean pixel < {LOW_KEY_MEAN_PIXEL}', low)]
 
 
+def _cell(value: float) -> str:
+    """A measure as a table cell: '-' where there was nothing to measure (NaN)."""
+    return '-' if math.isnan(value) else f'{value:.3f}'
+
+
 def clean_measures(rows, keys: dict) -> list:
     """The lowest clean score, the share of over-exposed views at MILD_SEVERITIES above
     their clean photo, and the SRCC of clean score with mean pixel (``keys``), as table
@@ -99,7 +106,7 @@ def clean_measures(rows, keys: dict) -> list:
     srcc = '-'
     if len(photos) >= MIN_PHOTOS_FOR_SRCC:
         value = stats.spearmanr([keys[p] for p in photos], [clean[p] for p in photos])[0]
-        srcc = '-' if value != value else f'{value:.3f}'  # NaN: a constant column
+        srcc = _cell(value)  # NaN: a constant column
     above = f'{sum(brighter) / len(brighter):.3f} of {len(brighter)}' if brighter else '-'
     return [f'{min(clean.values()):.3f}', above, srcc]
 
@@ -113,8 +120,10 @@ def bootstrap_interval(srcc_by_photo: dict) -> str:
     table = np.array([[srcc_by_photo[p].get(f, np.nan) for f in families] for p in photos])
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     draws = rng.integers(len(photos), size=(BOOTSTRAP_RESAMPLES, len(photos)))
-    # A family missing from every drawn photo leaves that draw's mean over the others.
-    with np.errstate(invalid='ignore'):
+    # A family missing from every drawn photo leaves that draw's mean over the others
+    # (numpy warns of the empty slice it skips).
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
         family_means = np.nanmean(table[draws], axis=1)
     means = np.nanmean(family_means, axis=1)
     tail = (1.0 - BOOTSTRAP_LEVEL) / 2 * 100
@@ -154,7 +163,7 @@ def table_rows(work_dir: Path, exclude=(), source: str = 'wallpapers'):
                    str(sum(v < FAMILY_GOAL for v in by_family.values())), brisque,
                    f"{model['mean_by_severity'][0]:.3f}", *clean_measures(chosen, keys),
                    f"{model['mean_by_severity'][max(model['mean_by_severity'])]:.3f}",
-                   f"{model['cross_photo_pairs']:.3f}" if len(photos) > 1 else '-',
+                   _cell(model['cross_photo_pairs']),
                    bootstrap_interval(model['srcc_by_photo'])]
 
 
