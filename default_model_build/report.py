@@ -8,6 +8,7 @@ import csv
 import json
 import logging
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -50,10 +51,12 @@ def brisque_baseline(work_dir: Path, held_out: HeldOutSet = VALSET) -> list:
     return scores
 
 
-def report(work_dir: Path, held_out: HeldOutSet = VALSET) -> dict:
+def report(work_dir: Path, held_out: HeldOutSet = VALSET,
+           brisque_left_out: Optional[str] = None) -> dict:
     """Score a held-out set with the candidate model (WORK/model) through our pipeline
-    in exact mode, and BRISQUE on the same images; write PREFIXreport.json, .md, .png
-    and PREFIXscores.csv."""
+    in exact mode, and BRISQUE on the same images unless ``brisque_left_out`` says why
+    not (the report records it); write PREFIXreport.json, .md, .png and
+    PREFIXscores.csv."""
     from modelscope.pipelines import pipeline
     from modelscope.utils.constant import Tasks
     from modelscope_iqa.metrics import iqa_metrics
@@ -70,11 +73,14 @@ def report(work_dir: Path, held_out: HeldOutSet = VALSET) -> dict:
 
     result = {'images': len(rows), 'photos': sorted({r['photo'] for r in rows}),
               'model': {**measures(scores), 'overall': iqa_metrics(scores, targets)}}
-    try:
-        brisque = brisque_baseline(work_dir, held_out)
-    except ImportError as exc:
-        brisque = None
-        result['brisque'] = f'not run: {exc}'
+    brisque, not_run = None, brisque_left_out
+    if not_run is None:
+        try:
+            brisque = brisque_baseline(work_dir, held_out)
+        except ImportError as exc:
+            not_run = str(exc)
+    if not_run is not None:
+        result['brisque'] = f'not run: {not_run}'
     else:
         # BRISQUE: lower is better, so negate before ranking.
         negated = [-b for b in brisque]

@@ -2,6 +2,7 @@
 its steps, the photo splits, the held-out sets, the calibration and the scene-key report."""
 import csv
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from default_model_build import (calibration, export, heldout, photos, recipe, r
 from default_model_build import report_by_scene_key as split
 from default_model_build.__main__ import main
 from modelscope_iqa.config import CONFIGURATION_FILE, WEIGHTS_FILE
-from modelscope_iqa.synthetic.distortions import quality_target
+from modelscope_iqa.synthetic.distortions import degrade, quality_target
 from modelscope_iqa.synthetic.ladders import FAMILY_WEIGHTS, JPEG_MACROBLOCK
+
+from conftest import make_image
 
 # The settings the shipped stages ran with, as the build script before the recipes held them
 # before the recipes replaced it: stage 1's TRAINING and stage 2's FINETUNING over
@@ -574,3 +577,39 @@ def test_held_out_gcompris_photos_are_enlarged_as_the_pipeline_enlarges_them(sha
     assert enlarged.shape[:2] == (config.resize_size[::-1] if portrait else config.resize_size)
     assert np.array_equal(network_crop(decode(enlarged[:, :, ::-1].copy()), config),
                           network_crop(decode(rgb[:, :, ::-1].copy()), config))
+
+
+def test_a_report_without_brisque_says_why_and_scores_the_model_alone(tmp_path, monkeypatch,
+                                                                      our_model_dir):
+    """``brisque_left_out``: BRISQUE is never computed, the report records the reason
+    in its place, and the scores CSV leaves BRISQUE's column empty; the model's measures
+    are those of its own scores."""
+    def no_brisque(*args, **kwargs):
+        raise AssertionError('BRISQUE computed although left out')
+
+    monkeypatch.setattr(report, 'brisque_baseline', no_brisque)
+    shutil.copytree(our_model_dir, tmp_path / 'model')
+    valset = tmp_path / heldout.VALSET.name
+    valset.mkdir()
+    rows = []
+    for photo in ('A', 'B'):
+        image = make_image(90, 160, seed=ord(photo))
+        for family, severity in [('pristine', 0)] + [('defocus_blur', s) for s in (1, 2, 3, 4)]:
+            view = degrade(image, {family: float(severity)} if severity else {},
+                           np.random.default_rng(severity))
+            path = valset / f'{photo}_{family}_{severity}.png'
+            cv2.imwrite(str(path), view[:, :, ::-1])
+            rows.append([str(path), 4.5 - severity, photo, family, severity])
+    with open(heldout.VALSET.csv(tmp_path), 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow([heldout.IMAGE, heldout.MOS, 'photo', 'family', 'severity'])
+        writer.writerows(rows)
+
+    result = report.report(tmp_path, heldout.VALSET, brisque_left_out='not wanted here')
+    assert result['brisque'] == 'not run: not wanted here'
+    assert json.loads((tmp_path / 'report.json').read_text())['brisque'] == result['brisque']
+    with open(tmp_path / 'scores.csv', newline='') as f:
+        scored = list(csv.DictReader(f))
+    assert len(scored) == 10 and all(r['brisque'] == '' for r in scored)
+    assert result['model']['photos'] == ['A', 'B']
+    assert set(result['model']['srcc_by_family']) == {'defocus_blur'}
