@@ -69,9 +69,10 @@ class SyntheticLadderDataset(TorchCustomDataset):
             differs from ``FAMILY_WEIGHTS``.
         whole_share: share of groups that are ladders of a photo's whole view instead of
             a window: the centre crop the network scores (the preprocessor's cover
-            resize and crop) downscaled to ``whole_size``. A window of a dark photo is dark all over, as an
-            under-exposed one is; the whole view shows the highlights and the smooth
-            shadows together, as the network sees the photo when it scores it.
+            resize and crop) downscaled to ``whole_size``. A window of a dark photo is
+            dark all over, as an under-exposed one is; the whole view shows the
+            highlights and the smooth shadows together, as the network sees the photo
+            when it scores it.
         whole_families: the families of those ladders, drawn by ``family_weights``:
             pointwise ones only (``POINTWISE_FAMILIES``), which degrade the downscaled
             view as they would the full one. Their ladders carry no second family.
