@@ -6,11 +6,14 @@ their niceness, forward threads, in-order or out-of-order loading) and prints im
 the faster of two passes after a warm-up; then the forward alone and the decoding alone
 (no forward) over the same images, and both together with the forwards timed inside.
 
-    python experiments/tools/engine_overlap.py [BENCH_IMAGES]
+    python experiments/tools/engine_overlap.py [BENCH_IMAGES] [--rounds N]
 
 BENCH_IMAGES: the folder ``benchmarks/inference_speed.py --images`` builds (default
-$TMPDIR/modelscope_iqa_bench). Run it on a quiet machine.
+$TMPDIR/modelscope_iqa_bench). ``--rounds``: the arrangements run N times in turn, so
+that a shared machine's drift shows as the spread of one arrangement's figures between
+rounds. Run it on a quiet machine.
 """
+import argparse
 import functools
 import os
 import sys
@@ -60,7 +63,7 @@ def _seconds(call) -> float:
     return time.perf_counter() - start
 
 
-def main(images: str) -> None:
+def main(images: str, rounds: int = 1) -> None:
     warnings.filterwarnings('ignore')
     folder = open_model_folder(DEFAULT_MODEL_DIR)
     config = folder.preprocess_config
@@ -68,7 +71,7 @@ def main(images: str) -> None:
     paths = build_image_set(images, 16)
     loader, niceness = torch.utils.data.DataLoader, engine.WORKER_NICENESS
     try:
-        for label, workers, in_order, threads, nice in ARRANGEMENTS:
+        for label, workers, in_order, threads, nice in ARRANGEMENTS * rounds:
             torch.set_num_threads(threads)
             engine.WORKER_NICENESS = nice
             engine.torch.utils.data.DataLoader = functools.partial(loader, in_order=in_order)
@@ -94,5 +97,9 @@ def main(images: str) -> None:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1] if len(sys.argv) > 1 else
-         os.path.join(tempfile.gettempdir(), 'modelscope_iqa_bench'))
+    parser = argparse.ArgumentParser()
+    parser.add_argument('images', nargs='?',
+                        default=os.path.join(tempfile.gettempdir(), 'modelscope_iqa_bench'))
+    parser.add_argument('--rounds', type=int, default=1)
+    arguments = parser.parse_args()
+    main(arguments.images, arguments.rounds)

@@ -36,8 +36,13 @@ from modelscope_iqa.synthetic import FAMILIES
 
 SAMPLE = Path(__file__).resolve().parents[2] / 'samples' / 'cups_pristine.jpg'
 # (stages kept out of int8, their dtype)
+# (the partial layer1 splits leave out of int8 each block's first convolution, each
+# block's second, or all of layer1 but the second block's first)
 SPLITS = [(('layer1', ), torch.float32), (('layer1', ), torch.bfloat16),
           (('layer1.0', ), torch.bfloat16), (('layer1.1', ), torch.bfloat16),
+          (('layer1.0.conv1', 'layer1.1.conv1'), torch.bfloat16),
+          (('layer1.0.conv2', 'layer1.1.conv2'), torch.bfloat16),
+          (('layer1.0', 'layer1.1.conv2'), torch.bfloat16),
           (('conv1', 'layer1'), torch.bfloat16), ((), None)]
 
 
