@@ -68,11 +68,9 @@ def build(trunk, folded, config, names, dtype):
     return converted
 
 
-def main(bench_images: str, work_dir: str) -> None:
-    warnings.filterwarnings('ignore')
-    folder = open_model_folder(DEFAULT_MODEL_DIR)
-    model = load_model(folder)
-    config = folder.preprocess_config
+def evaluation_sets(model, config, bench_images: str, work_dir: str):
+    """(uint8 crops by set, the exact scores by set, a function scoring a trunk on a
+    set's crops with the model's head) for the three sets the module docstring names."""
     base = np.asarray(Image.open(SAMPLE).convert('RGB'))
     rng = np.random.default_rng(0)
     views = [base] + [FAMILIES[f](base, s, rng) for f in sorted(FAMILIES) for s in (1.5, 3.5)]
@@ -85,13 +83,22 @@ def main(bench_images: str, work_dir: str) -> None:
     exact = InferenceNetwork(model.network, 'fp32', 'cpu', config)
     head = model.network.head.eval()
     exact_scores = {name: exact(batch).numpy() for name, batch in crops.items()}
-    folded = fold_batch_norms(model.network.backbone)
 
     def scores(trunk, batch):
         with torch.inference_mode(), q.quantized_engine():
             return np.array([torch.sigmoid(head(trunk(
                 (c.permute(2, 0, 1)[None].float() / 255).contiguous(
                     memory_format=torch.channels_last)).float())).item() for c in batch])
+    return crops, exact_scores, scores
+
+
+def main(bench_images: str, work_dir: str) -> None:
+    warnings.filterwarnings('ignore')
+    folder = open_model_folder(DEFAULT_MODEL_DIR)
+    model = load_model(folder)
+    config = folder.preprocess_config
+    crops, exact_scores, scores = evaluation_sets(model, config, bench_images, work_dir)
+    folded = fold_batch_norms(model.network.backbone)
 
     for names, dtype in SPLITS:
         trunk = build(model.network.backbone, folded, config, names, dtype)

@@ -8,7 +8,11 @@ correlation (SRCC) of the clean scores with mean pixel and with detail. Then, fo
 low-key photo (mean pixel under report_by_scene_key.LOW_KEY_MEAN_PIXEL), its clean score
 beside its score after each probe: brightened, blurred, denoised, grained (PROBES). None
 of the probes is one of the report's ladders; they ask which way the score moves when
-only brightness or fine texture changes.
+only brightness or fine texture changes. Last, each low-key photo beside the strongest
+under-exposed views (severities UNDER_SEVERITIES of the report's ladders) of the other
+photos of its source: how many of them are at least as bright (mean pixel and the 99th
+percentile of each pixel's brightest channel both at least the clean photo's), and
+their mean score.
 
     python experiments/tools/lowkey_probe.py WORK [--model LABEL=MODEL_DIR ...]
 
@@ -28,12 +32,14 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from default_model_build.report_by_scene_key import (  # noqa: E402
     LOW_KEY_MEAN_PIXEL, PHOTO_SOURCES, mean_pixel)
+from modelscope_iqa.synthetic.distortions import FAMILIES  # noqa: E402
 from modelscope_iqa import DEFAULT_MODEL_DIR  # noqa: E402
 from modelscope_iqa.hub import load_model, open_model_folder  # noqa: E402
 from modelscope_iqa.preprocessors import network_crop  # noqa: E402
 from modelscope_iqa.preprocessors.decoding import Pixels  # noqa: E402
 
 DETAIL_SIGMA = 1.0
+UNDER_EXPOSURE, UNDER_SEVERITIES, HIGHLIGHT_PERCENTILE = 'under_exposure', (3, 4), 99
 GAIN, BLUR_SIGMA, DENOISE_STRENGTH, GRAIN_SIGMA, GRAIN_SEED = 1.5, 1.0, 3, 4.0, 0
 PROBES = {
     f'x{GAIN} brighter': lambda bgr: np.clip(bgr * np.float32(GAIN), 0, 255).astype(np.uint8),
@@ -51,6 +57,10 @@ def detail(bgr: np.ndarray) -> float:
     return float(np.median(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), DETAIL_SIGMA))))
 
 
+def highlight(bgr: np.ndarray) -> float:
+    return float(np.percentile(bgr.max(axis=2), HIGHLIGHT_PERCENTILE))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('work_dir', type=Path)
@@ -61,26 +71,30 @@ def main(argv=None) -> int:
     networks = {}
     for label, model_dir in models.items():
         folder = open_model_folder(model_dir)
-        networks[label] = (load_model(folder).inference_network('fp32', 'cpu',
-                                                               folder.preprocess_config),
-                           folder.preprocess_config)
+        config = folder.preprocess_config
+        networks[label] = (load_model(folder).inference_network('fp32', 'cpu', config),
+                           config)
 
     def scores(bgr: np.ndarray) -> dict:
         pixels = Pixels(np.ascontiguousarray(bgr), 'BGR')
         return {label: net(torch.from_numpy(network_crop(pixels, config))[None]).item()
                 for label, (net, config) in networks.items()}
 
+    assert UNDER_EXPOSURE in FAMILIES
     labels = ' / '.join(networks)
-    low_key = []
+    low_key, under_exposed = [], {}
     for source, held_out_sets in PHOTO_SOURCES.items():
         rows = []
         for title, held_out in held_out_sets:
+            under_exposed.setdefault(source, []).extend(
+                path for severity in UNDER_SEVERITIES for path in sorted(
+                    (args.work_dir / held_out.name).glob(f'*_{UNDER_EXPOSURE}_{severity}.png')))
             for path in sorted((args.work_dir / 'pristine' / held_out.split).glob('*.png')):
                 bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
                 rows.append((f'{source} {title}', path.stem, mean_pixel(path), detail(bgr),
                              scores(bgr)))
                 if rows[-1][2] < LOW_KEY_MEAN_PIXEL:
-                    low_key.append((rows[-1], bgr))
+                    low_key.append((rows[-1], bgr, source))
         print(f'{source}, {len(rows)} clean photos (both held-out sets): SRCC of the clean '
               f'score ({labels}) with mean pixel / with detail')
         for label in networks:
@@ -92,11 +106,32 @@ def main(argv=None) -> int:
           f'each probe ({labels})')
     print('| photo | set | mean pixel | detail | clean | ' + ' | '.join(PROBES) + ' |')
     print('| --- ' * (5 + len(PROBES)) + '|')
-    for (title, photo, key, fine, clean), bgr in low_key:
+    for (title, photo, key, fine, clean), bgr, _ in low_key:
         probed = [scores(probe(bgr)) for probe in PROBES.values()]
         print(f'| {photo} | {title} | {key:.1f} | {fine:.2f} | '
               + ' | '.join('/'.join(f'{s[label]:.2f}' for label in networks)
                            for s in [clean] + probed) + ' |')
+    print(f'\nlow-key photos beside the other photos of their source under-exposed at '
+          f'severities {UNDER_SEVERITIES}: how many are at least as bright, and scores '
+          f'({labels})')
+    print('| photo | mean pixel | highlights (p99) | at least as bright | their mean score '
+          '| clean score |')
+    print('| --- ' * 6 + '|')
+    views = {}
+    for (title, photo, key, _, clean), bgr, source in low_key:
+        others = [path for path in under_exposed[source]
+                  if not path.name.startswith(f'{photo}_{UNDER_EXPOSURE}_')]
+        for path in others:
+            if path not in views:
+                view = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                views[path] = (float(view.mean()), highlight(view), scores(view))
+        brighter = [views[path] for path in others
+                    if views[path][0] >= key and views[path][1] >= highlight(bgr)]
+        mean_scores = '/'.join(f'{np.mean([b[2][label] for b in brighter]):.2f}'
+                               for label in networks) if brighter else '-'
+        print(f'| {photo} | {key:.1f} | {highlight(bgr):.0f} | {len(brighter)} of '
+              f'{len(others)} | {mean_scores} | '
+              + '/'.join(f'{clean[label]:.2f}' for label in networks) + ' |')
     return 0
 
 
