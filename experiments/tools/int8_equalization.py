@@ -20,9 +20,7 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import int8_splits  # noqa: E402
@@ -98,12 +96,8 @@ def main(bench_images: str, work_dir: str) -> None:
         with torch.inference_mode():
             moved = float((trunk(probe) - equal(probe)).abs().max())
         quantized = int8_splits.build(equal, fold_batch_norms(equal), config, (), None)
-        cells = []
-        for name, batch in crops.items():
-            got = score(quantized, batch)
-            cells.append(f'{name} {np.abs(got - exact_scores[name]).max():.3f} / '
-                         f'{spearmanr(got, exact_scores[name]).statistic:.4f}')
-        print(f'{label:16} float |d| {moved:.1e} | ' + ' | '.join(cells), flush=True)
+        print(f'{label:16} float |d| {moved:.1e} | '
+              + int8_splits.agreement(quantized, crops, exact_scores, score), flush=True)
 
 
 if __name__ == '__main__':

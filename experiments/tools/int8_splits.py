@@ -92,6 +92,17 @@ def evaluation_sets(model, config, bench_images: str, work_dir: str):
     return crops, exact_scores, scores
 
 
+def agreement(trunk, crops, exact_scores, scores) -> str:
+    """Per set: the largest difference of ``trunk``'s scores from the exact ones / their
+    SRCC with them."""
+    cells = []
+    for name, batch in crops.items():
+        got = scores(trunk, batch)
+        cells.append(f'{name} {np.abs(got - exact_scores[name]).max():.3f} / '
+                     f'{spearmanr(got, exact_scores[name]).statistic:.4f}')
+    return ' | '.join(cells)
+
+
 def main(bench_images: str, work_dir: str) -> None:
     warnings.filterwarnings('ignore')
     folder = open_model_folder(DEFAULT_MODEL_DIR)
@@ -111,12 +122,8 @@ def main(bench_images: str, work_dir: str) -> None:
                 trunk(one)
             seconds = (time.perf_counter() - start) / 5
         label = f'{"+".join(names) or "nothing"} out ({dtype})'.replace('torch.', '')
-        cells = []
-        for name, batch in crops.items():
-            got = scores(trunk, batch)
-            cells.append(f'{name} {np.abs(got - exact_scores[name]).max():.3f} / '
-                         f'{spearmanr(got, exact_scores[name]).statistic:.4f}')
-        print(f'{label:36} forward {seconds:.3f} s | ' + ' | '.join(cells), flush=True)
+        print(f'{label:36} forward {seconds:.3f} s | '
+              + agreement(trunk, crops, exact_scores, scores), flush=True)
 
 
 if __name__ == '__main__':
