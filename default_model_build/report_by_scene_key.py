@@ -67,11 +67,16 @@ OVER_EXPOSURE, MILD_SEVERITIES = 'over_exposure', (1, 2, 3)
 MIN_PHOTOS_FOR_SRCC = 3
 
 
+def image_mean_pixel(image: np.ndarray) -> float:
+    """An image's mean pixel (0-255, over its channels): its key for the split."""
+    return float(image.mean())
+
+
 def mean_pixel(path: Path) -> float:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(f'cannot read the clean photo {path}')
-    return float(image.mean())
+    return image_mean_pixel(image)
 
 
 def split_measures(rows, column: str, sign: float) -> dict:

@@ -31,8 +31,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from default_model_build.report_by_scene_key import (  # noqa: E402
-    LOW_KEY_MEAN_PIXEL, PHOTO_SOURCES, mean_pixel)
-from modelscope_iqa.synthetic.distortions import FAMILIES  # noqa: E402
+    LOW_KEY_MEAN_PIXEL, PHOTO_SOURCES, image_mean_pixel)
 from modelscope_iqa import DEFAULT_MODEL_DIR  # noqa: E402
 from modelscope_iqa.hub import load_model, open_model_folder  # noqa: E402
 from modelscope_iqa.preprocessors import network_crop  # noqa: E402
@@ -80,7 +79,6 @@ def main(argv=None) -> int:
         return {label: net(torch.from_numpy(network_crop(pixels, config))[None]).item()
                 for label, (net, config) in networks.items()}
 
-    assert UNDER_EXPOSURE in FAMILIES
     labels = ' / '.join(networks)
     low_key, under_exposed = [], {}
     for source, held_out_sets in PHOTO_SOURCES.items():
@@ -91,10 +89,13 @@ def main(argv=None) -> int:
                     (args.work_dir / held_out.name).glob(f'*_{UNDER_EXPOSURE}_{severity}.png')))
             for path in sorted((args.work_dir / 'pristine' / held_out.split).glob('*.png')):
                 bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                rows.append((f'{source} {title}', path.stem, mean_pixel(path), detail(bgr),
-                             scores(bgr)))
+                rows.append((f'{source} {title}', path.stem, image_mean_pixel(bgr),
+                             detail(bgr), scores(bgr)))
                 if rows[-1][2] < LOW_KEY_MEAN_PIXEL:
                     low_key.append((rows[-1], bgr, source))
+        if not under_exposed[source]:
+            raise SystemExit(f'no {UNDER_EXPOSURE} views at severities {UNDER_SEVERITIES} '
+                             f'in the {source} held-out sets of {args.work_dir}')
         print(f'{source}, {len(rows)} clean photos (both held-out sets): SRCC of the clean '
               f'score ({labels}) with mean pixel / with detail')
         for label in networks:
@@ -124,12 +125,13 @@ def main(argv=None) -> int:
         for path in others:
             if path not in views:
                 view = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                views[path] = (float(view.mean()), highlight(view), scores(view))
+                views[path] = (image_mean_pixel(view), highlight(view), scores(view))
+        clean_highlight = highlight(bgr)
         brighter = [views[path] for path in others
-                    if views[path][0] >= key and views[path][1] >= highlight(bgr)]
+                    if views[path][0] >= key and views[path][1] >= clean_highlight]
         mean_scores = '/'.join(f'{np.mean([b[2][label] for b in brighter]):.2f}'
                                for label in networks) if brighter else '-'
-        print(f'| {photo} | {key:.1f} | {highlight(bgr):.0f} | {len(brighter)} of '
+        print(f'| {photo} | {key:.1f} | {clean_highlight:.0f} | {len(brighter)} of '
               f'{len(others)} | {mean_scores} | '
               + '/'.join(f'{clean[label]:.2f}' for label in networks) + ' |')
     return 0
