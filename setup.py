@@ -49,6 +49,7 @@ setup(
         'torch>=2.1',
         'torchvision>=0.16',
         'numpy>=1.24',
+        'av>=18',  # video decoding; its wheels bundle FFmpeg
         'scipy>=1.10',
         'Pillow>=10.1',  # ImageFont.load_default(size=...) for the quality maps
         'opencv-python-headless>=4.8',

@@ -17,6 +17,11 @@ class UnreadableImageError(InputError):
     """A file or URL that does not exist, cannot be read, or does not decode as an image."""
 
 
+class UnreadableVideoError(UnreadableImageError):
+    """A file named like a video that is missing, is not a video (an image, audio only),
+    or whose sampled frames do not all decode."""
+
+
 class UnsupportedArrayError(InputError):
     """A numpy array whose shape or dtype has no documented meaning as an image."""
 

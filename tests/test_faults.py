@@ -26,7 +26,7 @@ from modelscope_iqa.preprocessors import decode
 from modelscope_iqa.preprocessors.decoding import (URL_MAX_BYTES_ENV, URL_TIMEOUT_ENV,
                                                   _deadline_error, _download)
 from modelscope_iqa.scoring import score_files
-from modelscope_iqa.scoring.video import sample_frames
+from modelscope_iqa.video import sample_frames
 
 IMAGES = 48
 POLL_S = 0.002
@@ -478,7 +478,7 @@ def videos(tmp_path_factory):
 
 
 def test_broken_videos_are_error_rows_that_say_which_frames_decoded(videos):
-    whole = [number for number, _ in sample_frames(str(videos / 'whole.avi'))]
+    whole = [frame.number for frame in sample_frames(str(videos / 'whole.avi'))]
     assert whole == [0, 3, 5, 8, 11, 14, 16, 19]
     with pytest.raises(InputError, match=r'no decodable frame \(the video reports 20'):
         list(sample_frames(str(videos / 'no_frames.avi')))

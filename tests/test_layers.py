@@ -43,7 +43,7 @@ def test_every_lazy_export_is_what_its_module_defines(name):
 def test_a_subpackage_module_loads_without_its_siblings():
     """Importing one module of a subpackage does not import the others (nor PyTorch,
     for a module that does not need it)."""
-    code = ('import sys; import modelscope_iqa.scoring.video, modelscope_iqa.preprocessors.decoding; '
+    code = ('import sys; import modelscope_iqa.video.sampling, modelscope_iqa.video.pooling, modelscope_iqa.preprocessors.decoding; '
             "print(sorted(m for m in ('torch', 'modelscope', 'modelscope_iqa.scoring.engine', "
             "'modelscope_iqa.preprocessors.iqa_mos_preprocessor') if m in sys.modules))")
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,

@@ -57,6 +57,15 @@ def positive_float(text: str) -> float:
     return value
 
 
+def pooling_name(text: str) -> str:
+    """A video pooling's name (``mean``, ``harmonic``, ``min``, ``pNN``)."""
+    from ..video.pooling import Pooling
+    try:
+        return Pooling(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_model(command: argparse.ArgumentParser) -> None:
     command.add_argument('--model', default=None,
                          help='model folder (ours, a published or an official hub '

@@ -5,7 +5,7 @@ import glob
 import os
 from typing import Iterable, List
 
-from ..scoring.video import VIDEO_EXTENSIONS
+from ..video.sampling import VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = frozenset({'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff',
                               '.gif', '.jfif', '.pgm', '.ppm'})

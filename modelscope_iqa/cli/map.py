@@ -10,7 +10,7 @@ from ..identity import IDENTITY_FIELDS
 from .arguments import unit_float
 from .score import run_scoring
 
-MAP_FIELDS = ['path', 'score', 'error', 'map', *IDENTITY_FIELDS]
+MAP_FIELDS = ['path', 'score', 'error', 'map', 'frames', 'worst_frame', *IDENTITY_FIELDS]
 
 
 def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -21,8 +21,10 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
         'and SHA-256 in its text chunks) and NAME.map.npy (the grid of local scores, '
         'float32 in [0, 1], in the photo\'s orientation), where NAME is the image\'s path '
         'relative to the inputs\' common folder, without its extension. Writes one row '
-        'per input (path, score, error, map, model_version, model_sha256) like score; '
-        'exit status as score\'s.')
+        'per input (path, score, error, map, frames, worst_frame, model_version, '
+        'model_sha256) like score; exit status as score\'s. A video is mapped on its '
+        'worst sampled frame (worst_frame: its number; score: the video\'s, the mean of '
+        'its frames).')
     quality_map.add_argument('--output-dir', '-d', required=True, metavar='DIR',
                              help='folder for the map files (created if missing)')
     quality_map.add_argument('--alpha', type=unit_float, default=DEFAULT_MAP_ALPHA,

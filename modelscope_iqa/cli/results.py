@@ -180,7 +180,12 @@ class ResultWriter:
 
 def completed_inputs(rows: Iterable[Dict[str, str]]) -> Set[str]:
     """Inputs that already have their (whole-file) row: scored or failed."""
-    return {row['path'] for row in rows if not row.get('frame')}
+    return {row['path'] for row in rows if not _is_frame_row(row)}
+
+
+def _is_frame_row(row: Row) -> bool:
+    """A per-frame row (its ``frame`` is a number: 0 in JSON Lines, '0' in CSV)."""
+    return row.get('frame') not in (None, '')
 
 
 def complete_groups(rows: Iterable[Row]) -> Dict[str, List[Row]]:
@@ -194,7 +199,7 @@ def complete_groups(rows: Iterable[Row]) -> Dict[str, List[Row]]:
         if path in complete:
             continue
         groups.setdefault(path, []).append(row)
-        if not row.get('frame'):
+        if not _is_frame_row(row):
             complete[path] = groups.pop(path)
     return complete
 

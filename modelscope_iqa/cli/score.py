@@ -11,14 +11,19 @@ from typing import List, Optional, Sequence
 
 from ..config import DEFAULT_MAP_ALPHA, MAX_DEFAULT_WORKERS
 from ..identity import IDENTITY_FIELDS
+from ..video.pooling import DEFAULT_POOLING
 from .arguments import (EXIT_INPUT_FAILED, EXIT_OK, add_model, add_precision,
                         check_precision, chosen_device, default_model, non_negative_int,
-                        positive_float, positive_int, usage_error)
+                        pooling_name, positive_float, positive_int, usage_error)
 
 CUDA_BATCH_SIZE = 8
-SCORE_FIELDS = ['path', 'score', 'error', 'frames', *IDENTITY_FIELDS]
-PER_FRAME_FIELDS = SCORE_FIELDS + ['frame']
+# A video's row also records how its score was pooled and its frames' statistics, and
+# the transfer characteristic of an HDR stream (its frames were scored untone-mapped).
+VIDEO_FIELDS = ['pooling', 'frame_mean', 'frame_min', 'frame_std', 'transfer']
+SCORE_FIELDS = ['path', 'score', 'error', 'frames', *VIDEO_FIELDS, *IDENTITY_FIELDS]
+PER_FRAME_FIELDS = SCORE_FIELDS + ['frame', 'time']
 BACKENDS = ('pytorch', 'onnxruntime')
+WORST_FRAME_SUFFIX = '.worst_frame'  # --timeline: NAME.worst_frame.map.png
 LOG = logging.getLogger(__name__)
 # The --verbose line that times a run; benchmarks/inference_speed.py reads it.
 TIMING_MESSAGE = ('scored %d inputs in %.3f s (%.3f inputs/s); the model was ready after '
@@ -47,6 +52,12 @@ def scoring_options() -> argparse.ArgumentParser:
                          f'main process; default: one per core, at most {MAX_DEFAULT_WORKERS})')
     scoring.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
     scoring.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    frames = scoring.add_mutually_exclusive_group()
+    frames.add_argument('--frames', type=positive_int, default=None,
+                        help='frames sampled uniformly per video (default 8)')
+    frames.add_argument('--fps', type=positive_float, default=None,
+                        help='frames sampled per second of presentation time (variable '
+                        'frame rate video is sampled evenly in time)')
     return scoring
 
 
@@ -59,13 +70,16 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
         'file that cannot be read gets an empty score and an error. Exit status 1 if any '
         'input failed, 2 for a wrong command line, 3 when the job cannot run (unusable '
         'model folder or output).')
-    frames = score.add_mutually_exclusive_group()
-    frames.add_argument('--frames', type=positive_int, default=None,
-                        help='frames sampled uniformly per video (default 8)')
-    frames.add_argument('--fps', type=positive_float, default=None,
-                        help='frames sampled per second of video')
+    score.add_argument('--pooling', type=pooling_name, default=DEFAULT_POOLING,
+                       help='how a video\'s frame scores make its score: mean (default), '
+                       'harmonic, min, or pNN, the NN-th percentile (e.g. p10)')
     score.add_argument('--per-frame', action='store_true',
-                       help="also write one row per scored video frame (column 'frame')")
+                       help="also write one row per scored video frame (columns 'frame' "
+                       "and 'time', in seconds)")
+    score.add_argument('--timeline', default=None, metavar='DIR',
+                       help='write each video\'s NAME.timeline.csv (frame, time, score), '
+                       'NAME.timeline.png (score over time, the worst stretch marked) and '
+                       'its worst frame\'s quality map NAME.worst_frame.map.png/.npy to DIR')
     score.add_argument('--backend', choices=BACKENDS, default=BACKENDS[0],
                        help='pytorch (default), or onnxruntime to score with an exported '
                        'ONNX file (--onnx) through the same decoding and cropping')
@@ -74,7 +88,7 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
                        'its preprocessing comes from its metadata')
     score.add_argument('--maps', default=None, metavar='DIR',
                        help='also write each image\'s quality map to DIR, as the map '
-                       'command does (videos get none)')
+                       'command does (a video\'s: its worst frame\'s)')
     score.set_defaults(func=run)
 
 
@@ -95,6 +109,7 @@ def _onnx_backend(args: argparse.Namespace) -> Optional[str]:
     if not args.onnx:
         usage_error(args, '--backend onnxruntime needs --onnx FILE')
     for given, option in ((args.model, '--model'), (args.maps, '--maps'),
+                          (args.timeline, '--timeline'),
                           (args.precision != EXACT_PRECISION, '--precision'),
                           (args.device != 'cpu', '--device')):
         if given:
@@ -111,13 +126,12 @@ def _onnx_backend(args: argparse.Namespace) -> Optional[str]:
 def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[str],
                 alpha: float, only_maps: bool = False) -> int:
     """Score ``args.paths`` into rows with ``fields``, writing quality maps to
-    ``maps_dir`` when given. ``only_maps`` (the ``map`` command): a video is an error
-    row, and an image's row names its map file."""
+    ``maps_dir`` when given (a video's is its worst frame's). ``only_maps`` (the ``map``
+    command): each row names its map file."""
     from .. import distributed
     from ..hub import load_model, open_model_folder
     from ..maps import LOCAL_WINDOW
     from ..scoring import default_workers, score_files
-    from ..scoring.video import is_video
     from .inputs import expand_inputs
     from .map_files import map_names, write_map
     from .results import RunOutput, check_output_path
@@ -149,45 +163,45 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
     inputs = distributed.broadcast_from_main(
         expand_inputs(args.paths) if ranks.is_main else None)
-    names = map_names(inputs) if maps_dir is not None else {}
+    timeline_dir = getattr(args, 'timeline', None)
+    names = map_names(inputs) if maps_dir is not None or timeline_dir else {}
+    pooling = getattr(args, 'pooling', DEFAULT_POOLING)
     run_output = RunOutput(args.output, fields, args.resume, identity)
     try:
         todo = run_output.start(inputs)
         mine = distributed.shard(todo, ranks)
-        videos = {path for path in mine if only_maps and is_video(path)}
-        mine = [path for path in mine if path not in videos]
         writer = run_output.writer()
         failures = 0
         from tqdm import tqdm
         progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
                         disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
         try:
-            for path in videos:
-                failures += 1
-                writer.write({'path': path, 'error': f'{path!r}: a video; quality maps are '
-                              'made for images (score videos with the score command)'})
-                progress.update(1)
             workers = default_workers() if args.workers is None else args.workers
+            map_window = LOCAL_WINDOW if maps_dir is not None or timeline_dir else None
             ready = time.perf_counter()
             for result in score_files(network, mine, preprocess_config, batch_size, workers,
-                                      frame_count, fps,
-                                      map_window=LOCAL_WINDOW if maps_dir is not None else None):
+                                      frame_count, fps, map_window=map_window,
+                                      pooling=pooling):
                 if result.error is not None:
                     failures += 1
                     writer.write({'path': result.path, 'error': result.error})
-                else:
+                else:  # its files are written before its row: resume finds them
                     map_file = None
-                    if result.quality_map is not None:  # written before its row: resume
+                    if result.quality_map is not None and maps_dir is not None:
                         map_file = write_map(result.quality_map, maps_dir, names[result.path],
                                              alpha, identity)
+                    if timeline_dir and result.is_video:
+                        write_video_timeline(result, timeline_dir, names[result.path], alpha,
+                                             identity)
                     if 'frame' in fields:
-                        for number, score in zip(result.frame_numbers, result.frame_scores):
-                            writer.write({'path': result.path, 'score': score, 'frame': number})
-                    row = {'path': result.path, 'score': result.score}
+                        for number, time_s, score in zip(result.frame_numbers,
+                                                         result.frame_times,
+                                                         result.frame_scores):
+                            writer.write({'path': result.path, 'score': score,
+                                          'frame': number, 'time': time_s})
+                    row = {'path': result.path, 'score': result.score, **video_columns(result)}
                     if only_maps:
                         row['map'] = map_file
-                    else:
-                        row['frames'] = len(result.frame_numbers) or None
                     writer.write(row)
                 progress.update(1)
             scoring = time.perf_counter() - ready
@@ -206,3 +220,32 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
         return EXIT_INPUT_FAILED if failures else EXIT_OK
     finally:
         run_output.close()
+
+
+def video_columns(result) -> dict:
+    """A result's ``frames`` and video columns (none for an image)."""
+    if not result.is_video:
+        return {}
+    statistics = result.statistics
+    return {'frames': len(result.frame_numbers), 'pooling': result.pooling,
+            'frame_mean': statistics.mean, 'frame_min': statistics.minimum,
+            'frame_std': statistics.std, 'worst_frame': statistics.worst_frame,
+            'transfer': result.transfer}
+
+
+def write_video_timeline(result, directory: str, name: str, alpha: float, identity) -> None:
+    """``--timeline``: the video's timeline CSV and plot, and its worst frame's map."""
+    import os
+
+    from ..errors import OutputError
+    from ..video.timeline import write_timeline
+    from .map_files import write_map
+    stem = os.path.join(directory, name)
+    try:
+        write_timeline(stem, result.frame_numbers, result.frame_times, result.frame_scores,
+                       result.score, result.pooling, os.path.basename(result.path))
+    except OSError as exc:
+        raise OutputError(f'{stem!r}: cannot write the timeline ({exc.strerror or exc})'
+                          ) from exc
+    if result.quality_map is not None:
+        write_map(result.quality_map, directory, name + WORST_FRAME_SUFFIX, alpha, identity)

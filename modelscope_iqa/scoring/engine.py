@@ -1,30 +1,41 @@
 """Scoring many files: decoding and preprocessing in DataLoader workers, overlapped with
 batched network forwards in the main process; results come back in input order as soon
-as each file is done. The command line, the benchmark and the pipeline's list input all
-score through :func:`score_files`."""
+as each file is done. The command line, the benchmarks, the pipeline's list and video
+inputs and the demo all score through :func:`score_files`.
+
+Each worker takes every ``workers``-th input and sends back :class:`CropBatch` items: an
+image's one crop, or a video's sampled frames a few at a time (so a long video is neither
+held whole in memory nor kept from the network until its last frame decodes). Whatever a
+worker raises on an input becomes that input's error, as an exception that survives the
+trip between processes: no input ends a run.
+"""
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import pickle
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, Iterator, List, Optional, Sequence
+from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
 
 from ..config import MAX_DEFAULT_WORKERS, PreprocessConfig
-from ..errors import IqaError
+from ..errors import InputError, IqaError
 from ..maps.mapper import QualityMap, map_geometry, preview, user_oriented
-from ..models import InferenceNetwork
 from ..preprocessors import ImageInput, decode, network_crop
 from ..preprocessors.decoding import describe
-from .video import is_video, sample_frames
+from ..video import FrameSampling, FrameStatistics, Pooling, is_video
+from ..video.decoder import VideoReader
 
 LOG = logging.getLogger(__name__)
 WORKER_NICENESS = 19
+# A video's sampled frames travel from a worker to the network this many at a time.
+FRAMES_PER_ITEM = 4
+MapPhoto = Tuple[np.ndarray, bool, Tuple[float, float, float, float]]
 
 
 def default_workers() -> int:
@@ -34,69 +45,130 @@ def default_workers() -> int:
 
 @dataclass
 class FileResult:
-    """One input's outcome: ``score`` (a video's is the mean of its frames' scores) and,
-    for a video, ``frame_numbers`` with ``frame_scores``; or ``error`` (score None) and
-    the ``exception`` that caused it. ``path`` is the input's path or URL, or a short
-    description of an in-memory image. ``quality_map``: an image's map when maps were
-    asked for (its photo a preview), None for a video or an error."""
+    """One input's outcome: ``score`` or, with ``error``, None and the ``exception``
+    that caused it. ``path`` is the input's path or URL, or a short description of an
+    in-memory image.
+
+    A video's ``score`` is its frames' scores pooled by ``pooling`` (its name); it also
+    has ``frame_numbers``, ``frame_times`` (seconds after the first frame),
+    ``frame_scores`` and their ``statistics``, and ``transfer`` (the stream's transfer
+    characteristic when it is HDR: the frames were scored untone-mapped).
+    ``quality_map``: when maps were asked for, an image's map, or a video's worst
+    frame's (its photo a preview)."""
     path: str
     score: Optional[float]
     error: Optional[str] = None
     exception: Optional[BaseException] = None
     frame_numbers: List[int] = field(default_factory=list)
+    frame_times: List[float] = field(default_factory=list)
     frame_scores: List[float] = field(default_factory=list)
+    pooling: Optional[str] = None
+    statistics: Optional[FrameStatistics] = None
+    transfer: Optional[str] = None
     quality_map: Optional[QualityMap] = None
 
+    @property
+    def is_video(self) -> bool:
+        return bool(self.frame_numbers)
 
-class _FileCrops(torch.utils.data.Dataset):
-    """Input -> ``{'path', 'crops' (K, H, W, 3) uint8 or None, 'frame_numbers',
-    'error', 'exception', 'map_photo'}``; an image gives one crop, a video one per
-    sampled frame. With ``maps``, an image's ``map_photo`` is (preview, portrait,
-    region in the preview's pixels), for drawing its quality map."""
+
+@dataclass
+class CropBatch:
+    """What a decoding worker sends for (part of) input ``index``: ``crops`` (K, H, W, 3)
+    uint8 with, for a video, their ``frame_numbers`` and ``frame_times``; ``last`` on
+    the input's final item. An item with an ``error`` ends its input. ``map_photos``:
+    one per crop, when maps were asked for."""
+    index: int
+    path: str
+    crops: Optional[torch.Tensor] = None
+    frame_numbers: List[int] = field(default_factory=list)
+    frame_times: List[float] = field(default_factory=list)
+    last: bool = True
+    error: Optional[str] = None
+    exception: Optional[BaseException] = None
+    map_photos: List[MapPhoto] = field(default_factory=list)
+    transfer: Optional[str] = None
+
+
+class _InputCrops(torch.utils.data.IterableDataset):
+    """Inputs -> :class:`CropBatch` items; each worker takes every ``num_workers``-th
+    input, in order."""
 
     def __init__(self, inputs: Sequence[ImageInput], preprocess_config: PreprocessConfig,
-                 frame_count: Optional[int] = None, fps: Optional[float] = None,
-                 videos: bool = True, maps: bool = False):
+                 sampling: FrameSampling, videos: bool, maps: bool):
         self.inputs = list(inputs)
         self.preprocess_config = preprocess_config
-        self.frame_count = frame_count
-        self.fps = fps
+        self.sampling = sampling
         self.videos = videos
         self.maps = maps
 
-    def __len__(self) -> int:
-        return len(self.inputs)
+    def __iter__(self) -> Iterator[CropBatch]:
+        worker = torch.utils.data.get_worker_info()
+        start, step = (0, 1) if worker is None else (worker.id, worker.num_workers)
+        for index in range(start, len(self.inputs), step):
+            yield from self._items(index)
 
-    def __getitem__(self, index: int) -> Dict[str, object]:
+    def _items(self, index: int) -> Iterator[CropBatch]:
         source = self.inputs[index]
         is_path = isinstance(source, (str, os.PathLike))
         path = os.fspath(source) if is_path else describe(source)
-        map_photo = None
         try:
             if is_path and self.videos and is_video(path):
-                sampled = list(sample_frames(path, self.frame_count, self.fps))
-                crops = torch.from_numpy(np.stack(
-                    [network_crop(decode(frame), self.preprocess_config) for _, frame in sampled]))
-                frame_numbers = [number for number, _ in sampled]
+                yield from self._video_items(index, path)
             else:
-                pixels = decode(source)
-                crops = torch.from_numpy(network_crop(pixels, self.preprocess_config))[None]
-                frame_numbers = []
-                if self.maps:
-                    map_photo = _map_photo(pixels, self.preprocess_config)
-            return {'path': path, 'crops': crops, 'frame_numbers': frame_numbers,
-                    'error': None, 'exception': None, 'map_photo': map_photo}
+                yield self._image_item(index, path, source)
         except IqaError as exc:
-            return {'path': path, 'crops': None, 'frame_numbers': [], 'error': str(exc),
-                    'exception': exc, 'map_photo': None}
+            yield CropBatch(index, path, error=str(exc), exception=_portable(exc, path))
         except Exception as exc:  # a decoder bug must not end a 10,000-file run
             LOG.warning('unexpected error on %s', path, exc_info=True)
-            return {'path': path, 'crops': None, 'frame_numbers': [],
-                    'error': f'{path}: {type(exc).__name__}: {exc}', 'exception': exc,
-                    'map_photo': None}
+            yield CropBatch(index, path, error=f'{path}: {type(exc).__name__}: {exc}',
+                            exception=_portable(exc, path))
+
+    def _image_item(self, index: int, path: str, source: ImageInput) -> CropBatch:
+        pixels = decode(source)
+        crop = torch.from_numpy(network_crop(pixels, self.preprocess_config))[None]
+        photos = [_map_photo(pixels, self.preprocess_config)] if self.maps else []
+        return CropBatch(index, path, crop, map_photos=photos)
+
+    def _video_items(self, index: int, path: str) -> Iterator[CropBatch]:
+        """The sampled frames, ``FRAMES_PER_ITEM`` an item; the last item is sent only
+        once every sampled frame decoded (else the error ends the input)."""
+        with VideoReader(path) as reader:
+            transfer = reader.info.transfer if reader.info.hdr else None
+            chunk: List = []
+            for frame in reader.sample(self.sampling):
+                chunk.append(frame)
+                if len(chunk) == FRAMES_PER_ITEM:
+                    yield self._frames_item(index, path, chunk, False, transfer)
+                    chunk = []
+            yield self._frames_item(index, path, chunk, True, transfer)
+
+    def _frames_item(self, index: int, path: str, frames: List, last: bool,
+                     transfer: Optional[str]) -> CropBatch:
+        crops = None
+        photos: List[MapPhoto] = []
+        if frames:
+            pixels = [decode(frame.pixels) for frame in frames]
+            crops = torch.from_numpy(np.stack(
+                [network_crop(p, self.preprocess_config) for p in pixels]))
+            if self.maps:
+                photos = [_map_photo(p, self.preprocess_config) for p in pixels]
+        return CropBatch(index, path, crops, [f.number for f in frames],
+                         [f.time for f in frames], last=last, map_photos=photos,
+                         transfer=transfer)
 
 
-def _map_photo(pixels, preprocess_config: PreprocessConfig):
+def _portable(exc: BaseException, path: str) -> BaseException:
+    """``exc`` if it survives pickling (the trip from a worker to the main process),
+    else an :class:`InputError` with its type and message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return InputError(f'{path}: {type(exc).__name__}: {exc}')
+
+
+def _map_photo(pixels, preprocess_config: PreprocessConfig) -> MapPhoto:
     photo, scale = preview(pixels)
     portrait, region = map_geometry(pixels, preprocess_config)
     return photo, portrait, tuple(value * scale for value in region)
@@ -127,96 +199,141 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-@dataclass
-class _Pending:
-    item: Dict[str, object]
-    scores: List[float] = field(default_factory=list)
-    grids: List[np.ndarray] = field(default_factory=list)
+class _InputScores:
+    """One input's scores as its crops come through the network, until it is done."""
+
+    def __init__(self, path: str, pooling: Pooling):
+        self.path = path
+        self.pooling = pooling
+        self.scores: List[float] = []
+        self.frame_numbers: List[int] = []
+        self.frame_times: List[float] = []
+        self.crops_received = 0
+        self.complete = False
+        self.error: Optional[str] = None
+        self.exception: Optional[BaseException] = None
+        self.transfer: Optional[str] = None
+        self.worst: Optional[Tuple[float, np.ndarray, MapPhoto]] = None  # for its map
+
+    def receive(self, item: CropBatch) -> None:
+        self.complete = self.complete or item.last or item.error is not None
+        if item.error is not None:
+            self.error, self.exception = item.error, item.exception
+            return
+        self.crops_received += 0 if item.crops is None else len(item.crops)
+        self.frame_numbers.extend(item.frame_numbers)
+        self.frame_times.extend(item.frame_times)
+        self.transfer = item.transfer
+
+    def scored(self, score: float, grid: Optional[np.ndarray], photo: Optional[MapPhoto]
+               ) -> None:
+        self.scores.append(score)
+        if grid is not None and (self.worst is None or score < self.worst[0]):
+            self.worst = (score, grid, photo)
 
     @property
     def done(self) -> bool:
-        crops = self.item['crops']
-        return crops is None or len(self.scores) == len(crops)
+        return self.complete and (self.error is not None or
+                                  len(self.scores) == self.crops_received)
 
     def result(self) -> FileResult:
-        item = self.item
-        if item['error'] is not None:
-            return FileResult(str(item['path']), None, str(item['error']), item['exception'])
-        score = sum(self.scores) / len(self.scores)
+        if self.error is not None:
+            return FileResult(self.path, None, self.error, self.exception)
         quality_map = None
-        if item['map_photo'] is not None:
-            photo, portrait, region = item['map_photo']
-            quality_map = QualityMap(score, user_oriented(self.grids[0], portrait), photo,
-                                     region)
-        return FileResult(str(item['path']), score,
-                          frame_numbers=list(item['frame_numbers']),
-                          frame_scores=list(self.scores) if item['frame_numbers'] else [],
-                          quality_map=quality_map)
+        if self.worst is not None:
+            score, grid, (photo, portrait, region) = self.worst
+            quality_map = QualityMap(score, user_oriented(grid, portrait), photo, region)
+        if not self.frame_numbers:
+            return FileResult(self.path, self.scores[0], quality_map=quality_map)
+        return FileResult(self.path, self.pooling(self.scores),
+                          frame_numbers=list(self.frame_numbers),
+                          frame_times=list(self.frame_times), frame_scores=list(self.scores),
+                          pooling=self.pooling.name,
+                          statistics=FrameStatistics.of(self.frame_numbers, self.scores),
+                          transfer=self.transfer, quality_map=quality_map)
 
 
-def score_files(network: InferenceNetwork, paths: Sequence[ImageInput],
+class _Batcher:
+    """Collects crops until ``batch_size`` are waiting, then runs one forward and hands
+    each score (and local-score grid, with maps) to the input it came from."""
+
+    def __init__(self, network, batch_size: int, map_window: Optional[int]):
+        self.network = network
+        self.batch_size = batch_size
+        self.map_window = map_window
+        self._crops: List[torch.Tensor] = []
+        self._owners: List[Tuple[_InputScores, Optional[MapPhoto]]] = []
+
+    def add(self, crop: torch.Tensor, owner: _InputScores, photo: Optional[MapPhoto]) -> None:
+        self._crops.append(crop[None])
+        self._owners.append((owner, photo))
+        if len(self._crops) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._crops:
+            return
+        batch = torch.cat(self._crops)
+        if self.map_window is None:
+            scores, grids = self.network(batch).cpu().tolist(), [None] * len(batch)
+        else:
+            scores, grids = self.network.forward_with_maps(batch, self.map_window)
+            scores, grids = scores.cpu().tolist(), list(grids.cpu().numpy())
+        for (owner, photo), score, grid in zip(self._owners, scores, grids):
+            owner.scored(score, grid, photo)
+        self._crops.clear()
+        self._owners.clear()
+
+
+def score_files(network, paths: Sequence[ImageInput],
                 preprocess_config: PreprocessConfig, batch_size: int = 1, workers: int = 0,
                 frame_count: Optional[int] = None, fps: Optional[float] = None,
-                videos: bool = True, map_window: Optional[int] = None
-                ) -> Iterator[FileResult]:
+                videos: bool = True, map_window: Optional[int] = None,
+                pooling: Union[str, Pooling] = 'mean') -> Iterator[FileResult]:
     """Score image and video files (paths or URLs; in-memory images too) with
     ``network``, yielding one :class:`FileResult` per input in input order, each as soon
     as it is done. A bad input gives a result with an error; the others go on.
 
     Args:
-        network: the network to score with (``model.inference_network(...)``).
+        network: the network to score with: ``model.inference_network(...)`` or an
+            :class:`~modelscope_iqa.export.OnnxNetwork` (called on a uint8 crop batch).
         paths: the inputs; a video file (by extension, when ``videos``) is scored on
             sampled frames, any other input decoded as an image.
         preprocess_config: the model's preprocessing options.
         batch_size: crops per network forward (frames of several files share one).
         workers: decoding processes at the lowest CPU priority (0: decode here).
         frame_count: frames sampled uniformly per video (default 8), or ``fps`` per
-            second of video.
+            second of presentation time.
         map_window: when given, each image's result carries its quality map
             (:mod:`modelscope_iqa.maps`, local scores over this window) from the same
-            forward pass; videos get none.
+            forward pass, and each video's the map of its worst frame.
+        pooling: how a video's frame scores make its score (``mean``, ``harmonic``,
+            ``min``, ``pNN``; see :mod:`modelscope_iqa.video.pooling`).
     """
+    pooling = pooling if isinstance(pooling, Pooling) else Pooling(pooling)
+    sampling = FrameSampling(frame_count, fps)
     loader = torch.utils.data.DataLoader(
-        _FileCrops(paths, preprocess_config, frame_count, fps, videos,
-                   maps=map_window is not None), batch_size=None,
-        num_workers=workers, collate_fn=_pass_through,
-        prefetch_factor=4 if workers else None, persistent_workers=False,
+        _InputCrops(paths, preprocess_config, sampling, videos, maps=map_window is not None),
+        batch_size=None, num_workers=min(workers, len(paths)), collate_fn=_pass_through,
+        prefetch_factor=4 if workers and paths else None, persistent_workers=False,
         worker_init_fn=_worker_init)
-    pending: Deque[_Pending] = deque()
-    queued: List[torch.Tensor] = []
-    owners: List[_Pending] = []
-
-    def forward() -> None:
-        batch = torch.cat(queued)
-        if map_window is None:
-            scores = network(batch).cpu().tolist()
-        else:
-            scores, grids = network.forward_with_maps(batch, map_window)
-            scores = scores.cpu().tolist()
-            for owner, grid in zip(owners, grids.cpu().numpy()):
-                owner.grids.append(grid)
-        for owner, score in zip(owners, scores):
-            owner.scores.append(score)
-        queued.clear()
-        owners.clear()
+    batcher = _Batcher(network, batch_size, map_window)
+    inputs: Dict[int, _InputScores] = {}
+    order: Deque[int] = deque(range(len(paths)))
 
     def finished() -> Iterator[FileResult]:
-        while pending and pending[0].done:
-            yield pending.popleft().result()
+        while order and order[0] in inputs and inputs[order[0]].done:
+            yield inputs.pop(order.popleft()).result()
 
     with _fork_safe_opencv():
         items = iter(loader)  # forks the workers
     for item in items:
-        entry = _Pending(item)
-        pending.append(entry)
-        crops = item['crops']
-        if crops is not None:
-            for crop in crops:
-                queued.append(crop[None])
-                owners.append(entry)
-                if len(queued) >= batch_size:
-                    forward()
+        owner = inputs.setdefault(item.index, _InputScores(item.path, pooling))
+        owner.receive(item)
+        if item.crops is not None and item.error is None:
+            photos = item.map_photos or [None] * len(item.crops)
+            for crop, photo in zip(item.crops, photos):
+                batcher.add(crop, owner, photo)
         yield from finished()
-    if queued:
-        forward()
+    batcher.flush()
     yield from finished()

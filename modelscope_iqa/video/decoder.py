@@ -1,0 +1,363 @@
+"""Decoding exactly the sampled frames of a video, with PyAV (its wheels bundle FFmpeg).
+
+:class:`VideoReader` first reads the video stream's packets without decoding them (a
+demuxing pass, about a hundredth of decoding's cost): their presentation timestamps give
+every frame's number (frame ``n`` is the ``n``-th in presentation order) and time, and
+which frames are keyframes. Each wanted frame is then decoded by seeking to the last
+keyframe shown at or before it and decoding forward, skipping the frames no other frame
+refers to (FFmpeg's ``skip_frame = NONREF``: they change no other frame), until the
+frame whose timestamp is the wanted one. The frame returned is identified by its
+timestamp, never by counting after a seek, so it is exactly frame ``n``; a frame not
+reached so (a keyframe whose leading frames need the group before it, a damaged index) is
+decoded again from the start of the stream. The cost follows the number of sampled
+frames (and the keyframe interval), not the video's length. docs/video_decoders.md
+compares this with torchcodec, decord and OpenCV.
+
+Pixels are converted to 8-bit BGR by FFmpeg's libswscale with bicubic chroma
+upsampling, the conversion OpenCV's ``VideoCapture`` makes (so its frames are the same,
+bit for bit, 10-bit video included), then turned as the video is shown (its display
+matrix: phone video stored landscape plays portrait). 10- and 12-bit samples are scaled
+to 8 bits and rounded; no tone mapping is applied to HDR (PQ or HLG) video, whose frames
+are scored as they decode: :attr:`VideoStreamInfo.transfer` names the transfer
+characteristic so that a caller can say so.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import UnreadableVideoError
+from .sampling import FrameSampling
+
+# FFmpeg's AVColorTransferCharacteristic values with a name (ITU-T H.273).
+TRANSFER_NAMES = {1: 'bt709', 4: 'gamma22', 5: 'gamma28', 6: 'smpte170m', 7: 'smpte240m',
+                  8: 'linear', 9: 'log100', 10: 'log316', 11: 'iec61966-2-4',
+                  12: 'bt1361e', 13: 'iec61966-2-1', 14: 'bt2020-10', 15: 'bt2020-12',
+                  16: 'smpte2084', 17: 'smpte428', 18: 'arib-std-b67'}
+HDR_TRANSFERS = frozenset({'smpte2084', 'arib-std-b67'})  # PQ and HLG
+# FFmpeg's demuxers of single images: an image file named like a video opens as one.
+IMAGE_FORMAT_SUFFIX = '_pipe'
+IMAGE_FORMATS = frozenset({'image2', 'webp_pipe'})
+RIGHT_ANGLE = 90
+
+
+@dataclass(frozen=True)
+class VideoStreamInfo:
+    """What a video's stream says of itself, and what its packets show.
+
+    ``frame_count`` is the number of frames found in the stream; ``declared_frame_count``
+    the container header's (0 when it gives none, as Matroska and WebM do). ``width`` and
+    ``height`` are as the video is shown, after ``rotation`` (degrees counter-clockwise,
+    from the display matrix) is applied. ``transfer`` names the transfer characteristic (``'smpte2084'``: PQ,
+    ``'arib-std-b67'``: HLG), None when the stream leaves it unspecified."""
+    path: str
+    frame_count: int
+    declared_frame_count: int
+    frame_rate: float
+    duration: float
+    width: int
+    height: int
+    rotation: int
+    pixel_format: str
+    bit_depth: int
+    transfer: Optional[str]
+
+    @property
+    def hdr(self) -> bool:
+        """Whether the transfer characteristic is an HDR one (PQ or HLG): its frames are
+        scored untone-mapped."""
+        return self.transfer in HDR_TRANSFERS
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """Frame ``number`` (in presentation order, from 0), shown ``time`` seconds after
+    the first frame; ``pixels`` uint8 (H, W, 3) BGR, as the video is shown."""
+    number: int
+    time: float
+    pixels: np.ndarray
+
+
+class VideoReader:
+    """An opened video file: its stream's :attr:`info`, every frame's time
+    (:attr:`frame_times`), and decoding of chosen frames (:meth:`frames`) or of all
+    (:meth:`all_frames`). Raises :class:`~modelscope_iqa.errors.UnreadableVideoError`
+    for a file that is missing, not a video (an image named like one, an audio-only
+    file) or has no frame. Use as a context manager, or :meth:`close` it."""
+
+    def __init__(self, path: str):
+        import av
+        self.path = os.fspath(path)
+        self._av = av
+        if os.path.isdir(self.path):
+            raise UnreadableVideoError(f'{self.path!r}: is a directory')
+        if not os.path.exists(self.path):
+            raise UnreadableVideoError(f'{self.path!r}: no such file')
+        try:
+            self._container = av.open(self.path, metadata_errors='ignore')
+        except (av.FFmpegError, UnicodeDecodeError) as exc:
+            raise UnreadableVideoError(f'{self.path!r}: cannot open as a video '
+                                       f'({_reason(exc)})') from None
+        try:
+            self._stream = self._video_stream()
+            self._index_packets()
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _video_stream(self):
+        container = self._container
+        format_name = container.format.name
+        if format_name in IMAGE_FORMATS or format_name.endswith(IMAGE_FORMAT_SUFFIX):
+            kind = format_name.removesuffix(IMAGE_FORMAT_SUFFIX)
+            raise UnreadableVideoError(f'{self.path!r}: an image ({kind}), not a video; '
+                                       'give it an image extension to score it as one')
+        if not container.streams.video:
+            others = sorted({stream.type for stream in container.streams}) or ['no']
+            raise UnreadableVideoError(f'{self.path!r}: no video stream ({", ".join(others)}'
+                                       ' streams only)')
+        stream = container.streams.video[0]
+        stream.thread_type = 'AUTO'
+        return stream
+
+    def _index_packets(self) -> None:
+        """Every frame's timestamp (presentation order) and the keyframes', from one
+        demuxing pass."""
+        stream = self._stream
+        timestamps, keyframes = [], []
+        try:
+            for packet in self._container.demux(stream):
+                if packet.size == 0:  # the demuxer's end-of-stream marker
+                    continue
+                timestamp = packet.pts if packet.pts is not None else packet.dts
+                timestamps.append(timestamp)
+                if packet.is_keyframe:
+                    keyframes.append(timestamp)
+        except self._av.FFmpegError:
+            pass  # a damaged tail: the frames before it are indexed
+        # Packets without timestamps (some raw and AVI streams): frames are numbered in
+        # the order they decode, and read sequentially.
+        self._sequential = any(timestamp is None for timestamp in timestamps)
+        self._timestamps = [] if self._sequential else sorted(set(timestamps))
+        self._keyframes = [] if self._sequential else sorted(set(keyframes))
+        self._number_of = {pts: number for number, pts in enumerate(self._timestamps)}
+        frame_count = len(timestamps)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        frame_rate = float(rate) if rate else 0.0
+        time_base = stream.time_base or Fraction(1, 1)
+        if self._sequential:
+            self.frame_times = [number / frame_rate if frame_rate else 0.0
+                                for number in range(frame_count)]
+        else:
+            first = self._timestamps[0] if self._timestamps else 0
+            self.frame_times = [float((pts - first) * time_base) for pts in self._timestamps]
+        context = stream.codec_context
+        rotation = self._first_frame_rotation()
+        width, height = context.width, context.height
+        if rotation % (2 * RIGHT_ANGLE):
+            width, height = height, width
+        pixel_format = context.format.name if context.format else 'unknown'
+        duration = (self.frame_times[-1] + 1 / frame_rate) if self.frame_times and \
+            frame_rate else 0.0
+        self.info = VideoStreamInfo(
+            path=self.path, frame_count=frame_count, declared_frame_count=stream.frames or 0,
+            frame_rate=frame_rate, duration=duration, width=width, height=height,
+            rotation=rotation, pixel_format=pixel_format,
+            bit_depth=_bit_depth(context), transfer=TRANSFER_NAMES.get(context.color_trc))
+
+    def _first_frame_rotation(self) -> int:
+        """The display rotation (degrees counter-clockwise) of the first frame that
+        decodes; 0 when none does (the error is reported when frames are asked for)."""
+        if self._sequential or not self._timestamps:
+            return 0
+        try:
+            for _, frame in self._decode_from(None, None, skip_others=False):
+                return _quarter_turns(frame) * RIGHT_ANGLE
+        except self._av.FFmpegError:
+            pass
+        return 0
+
+    # --- decoding -------------------------------------------------------------------
+
+    def frames(self, numbers: Iterable[int]) -> Iterator[SampledFrame]:
+        """The frames ``numbers`` (ascending order), each decoded exactly; numbers
+        that do not decode (damaged data, past the frames found) are left out: compare
+        the numbers yielded with those asked for."""
+        wanted = sorted({number for number in numbers if 0 <= number < self.info.frame_count})
+        if self._sequential:
+            yield from self._sequential_frames(wanted)
+            return
+        missed: List[int] = []
+        for number, frame in self._seek_and_decode(wanted, missed, skip_others=True):
+            yield self._sampled(number, frame)
+        if missed:  # decoded once more from the start, every frame: the exact fallback
+            for number, frame in self._decode_from(None, set(missed), skip_others=False):
+                yield self._sampled(number, frame)
+
+    def sample(self, sampling: FrameSampling = FrameSampling()) -> Iterator[SampledFrame]:
+        """The frames ``sampling`` chooses, in order. Raises
+        :class:`~modelscope_iqa.errors.UnreadableVideoError` when no sampled frame
+        decodes, and, after the frames that did, when some did not (a truncated or
+        damaged file: the message lists those decoded; no score is given from part of a
+        video)."""
+        path, info = self.path, self.info
+        # A header that counts more frames than the file holds: a truncated file. Its
+        # frames are sampled over the count it claims, and the missing ones reported.
+        claimed = max(info.frame_count, info.declared_frame_count)
+        wanted = sampling.frame_numbers(claimed, self.frame_times)
+        if not wanted:
+            raise UnreadableVideoError(f'{path!r}: the video has no frames')
+        decoded = []
+        for frame in self.frames(wanted):
+            decoded.append(frame.number)
+            yield frame
+        if not decoded:
+            raise UnreadableVideoError(
+                f'{path!r}: no decodable frame (the video reports {claimed} frames; '
+                f'frame {wanted[0]} did not decode)')
+        if len(decoded) < len(wanted):
+            first_missing = min(set(wanted) - set(decoded))
+            raise UnreadableVideoError(
+                f'{path!r}: truncated or corrupt: decoded {len(decoded)} of the '
+                f'{len(wanted)} sampled frames (frames {decoded}; of {claimed} reported, '
+                f'frame {first_missing} did not decode); not scored')
+
+    def all_frames(self) -> Iterator[SampledFrame]:
+        """Every frame, decoded sequentially from the start (the reference that seeking
+        must equal; slow for long videos)."""
+        if self._sequential:
+            yield from self._sequential_frames(None)
+            return
+        for number, frame in self._decode_from(None, None, skip_others=False):
+            yield self._sampled(number, frame)
+
+    def _seek_and_decode(self, wanted: List[int], missed: List[int], skip_others: bool
+                         ) -> Iterator[Tuple[int, object]]:
+        """Frames ``wanted`` (ascending), each reached from the last keyframe at or
+        before it; a decoding run goes on to the next wanted frame unless a keyframe
+        lies between (then it seeks). Numbers not reached are added to ``missed``."""
+        pending: Deque[int] = deque(wanted)
+        while pending:
+            keyframe = self._keyframe_before(pending[0])
+            for number, frame in self._decode_from(keyframe, set(pending), skip_others):
+                while pending and pending[0] < number:
+                    missed.append(pending.popleft())
+                if pending and pending[0] == number:
+                    pending.popleft()
+                    yield number, frame
+                if not pending or self._keyframe_before(pending[0]) > \
+                        self._timestamps[number]:
+                    break  # done, or a keyframe nearer the next wanted frame: seek
+            else:
+                missed.extend(pending)  # the stream ended first
+                pending.clear()
+
+    def _decode_from(self, keyframe: Optional[int], wanted: Optional[set],
+                     skip_others: bool) -> Iterator[Tuple[int, object]]:
+        """Decode from the keyframe with timestamp ``keyframe`` (None: the stream's
+        start), yielding ``(number, frame)`` for the frames ``wanted`` (None: all).
+        With ``skip_others``, frames no other refers to are not decoded unless wanted."""
+        av, stream = self._av, self._stream
+        context = stream.codec_context
+        wanted_pts = None if wanted is None else {self._timestamps[n] for n in wanted}
+        self._container.seek(self._timestamps[0] if keyframe is None else keyframe,
+                             stream=stream, backward=True)
+        try:
+            for packet in self._container.demux(stream):
+                if skip_others and wanted_pts is not None:
+                    context.skip_frame = 'DEFAULT' if packet.pts in wanted_pts or \
+                        packet.pts is None else 'NONREF'
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError:
+                    continue  # a damaged packet: its frame is missed
+                for frame in decoded:
+                    number = self._number_of.get(frame.pts)
+                    if number is None:
+                        continue
+                    if wanted is None or number in wanted:
+                        yield number, frame
+        finally:
+            context.skip_frame = 'DEFAULT'
+
+    def _sequential_frames(self, wanted: Optional[List[int]]) -> Iterator[SampledFrame]:
+        av = self._av
+        wanted_set = None if wanted is None else set(wanted)
+        last = None if wanted is None else (wanted[-1] if wanted else -1)
+        self._container.seek(0)
+        number = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                if last is not None and number > last:
+                    return
+                if wanted_set is None or number in wanted_set:
+                    yield self._sampled(number, frame)
+                number += 1
+        except av.FFmpegError:
+            return  # decoding stopped: the frames after it are missed
+
+    def _keyframe_before(self, number: int) -> int:
+        """Timestamp of the last keyframe shown at or before frame ``number`` (the first
+        frame's, for frames before every keyframe)."""
+        pts = self._timestamps[number]
+        position = bisect.bisect_right(self._keyframes, pts) - 1
+        return self._keyframes[position] if position >= 0 else self._timestamps[0]
+
+    def _sampled(self, number: int, frame) -> SampledFrame:
+        pixels = frame.to_ndarray(format='bgr24', interpolation='BICUBIC')
+        turns = _quarter_turns(frame)
+        if turns:
+            pixels = np.ascontiguousarray(np.rot90(pixels, turns))
+        return SampledFrame(number, self.frame_times[number], pixels)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> 'VideoReader':
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def sample_frames(path: str, sampling: FrameSampling = FrameSampling()
+                  ) -> Iterator[SampledFrame]:
+    """The frames ``sampling`` chooses from the video at ``path``, in order (see
+    :meth:`VideoReader.sample`)."""
+    with VideoReader(path) as reader:
+        yield from reader.sample(sampling)
+
+
+def video_info(path: str) -> VideoStreamInfo:
+    """The stream information of the video at ``path`` (its packets read, none decoded)."""
+    with VideoReader(path) as reader:
+        return reader.info
+
+
+def _quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that show ``frame`` as its display matrix says
+    (FFmpeg's ``autorotate``: a phone video stored landscape is shown portrait)."""
+    return int(round((frame.rotation or 0) / RIGHT_ANGLE)) % 4
+
+
+def _bit_depth(context) -> int:
+    video_format = context.format
+    if video_format is None or not video_format.components:
+        return 8
+    return max(component.bits for component in video_format.components)
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, 'strerror', None) or str(exc)
+
+
+def describe_stream(info: VideoStreamInfo) -> Dict[str, object]:
+    """The stream facts a result row records: bit depth, and the transfer
+    characteristic when it is HDR (the score is of an untone-mapped frame)."""
+    return {'bit_depth': info.bit_depth, 'transfer': info.transfer if info.hdr else None}
