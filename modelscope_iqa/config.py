@@ -139,15 +139,25 @@ class PreprocessConfig:
             values[key] = value
         return cls(**values)
 
+# Optional dataset keys for video rows (DatasetConfig's video_* fields).
+VIDEO_DATASET_KEYS = ('video_frames', 'video_fps', 'video_pooling')
+
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """Column names of an IQA dataset, the factor that maps its MOS into [0, 1], and the
-    (landscape) size of the random crops taken in training mode."""
+    """Column names of an IQA dataset, the factor that maps its MOS into [0, 1], the
+    (landscape) size of the random crops taken in training mode, and how a row whose
+    file is a video is read: ``video_frames`` sampled uniformly (None: the command
+    line's default, 8) or ``video_fps`` per second, their scores pooled by
+    ``video_pooling`` (None: ``mean``) in evaluation; in training each draw takes one
+    of the sampled frames."""
     image_column: str
     mos_column: str
     mos_scale: float
     train_crop_size: Tuple[int, int]
+    video_frames: Optional[int] = None
+    video_fps: Optional[float] = None
+    video_pooling: Optional[str] = None
 
     def target(self, mos: float) -> float:
         """The training and evaluation target of a MOS: ``mos * mos_scale``."""
@@ -163,11 +173,12 @@ class DatasetConfig:
         (``MODELSCOPE_DATASET_KEYS``) are left alone; any other unknown key is refused.
         """
         values = dict(default_configuration()['dataset'])
+        known = set(values) | set(VIDEO_DATASET_KEYS)
         for key, value in (overrides or {}).items():
             if key in MODELSCOPE_DATASET_KEYS or value is None:
                 continue
-            if key not in values:
-                raise ValueError(f'unknown dataset option {key!r}; known: {sorted(values)} '
+            if key not in known:
+                raise ValueError(f'unknown dataset option {key!r}; known: {sorted(known)} '
                                  f'(and ModelScope\'s {sorted(MODELSCOPE_DATASET_KEYS)})')
             values[key] = value
         values['mos_scale'] = float(values['mos_scale'])

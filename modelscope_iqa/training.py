@@ -92,6 +92,9 @@ class IqaMosTrainer(EpochBasedTrainer):
 
     - A published model folder (configuration naming ModelScope's built-in classes,
       ours kept aside) trains and evaluates with our classes.
+    - Evaluation batches with the dataset's own ``collate`` when it has one (video rows
+      of :class:`~modelscope_iqa.msdatasets.ImageQualityAssessmentMosDataset`) and no
+      ``data_collator`` was given.
 
     Everything else (model, datasets, hooks, training) is the default trainer's.
     """
@@ -112,6 +115,10 @@ class IqaMosTrainer(EpochBasedTrainer):
         return super().get_or_download_model_dir(model, model_revision, third_party)
 
     def get_eval_data_loader(self):
+        from torch.utils.data import default_collate
+        dataset_collate = getattr(self.eval_dataset, 'collate', None)
+        if dataset_collate is not None and self.eval_data_collator is default_collate:
+            self.eval_data_collator = dataset_collate  # batches video rows' frames too
         ranks = distributed.current()
         if not ranks.distributed:
             return super().get_eval_data_loader()

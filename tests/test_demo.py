@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from modelscope.outputs import OutputKeys
 from modelscope.pipelines import pipeline
@@ -26,9 +27,13 @@ from modelscope.utils.constant import Tasks
 from conftest import identity_columns, png_header_only
 import modelscope_iqa
 from modelscope_iqa import DEFAULT_MODEL_DIR
+from modelscope_iqa.config import EXACT_PRECISION
 from modelscope_iqa.demo import DemoScorer
 from modelscope_iqa.demo.scoring import (SCORE_DECIMALS, comparison, example_images,
                                          table_rows, write_csv)
+from modelscope_iqa.hub import load_model, open_model_folder
+from modelscope_iqa.scoring import score_files
+from modelscope_iqa.video.timeline import FIGURE_DPI, FIGURE_SIZE, LINE_COLOUR
 
 SAMPLES = Path(__file__).resolve().parent.parent / 'samples'
 PRISTINE, JPEG = SAMPLES / 'cups_pristine.jpg', SAMPLES / 'cups_jpeg_q12.jpg'
@@ -36,6 +41,10 @@ REQUIRE_BROWSER_ENV = 'MODELSCOPE_IQA_REQUIRE_BROWSER'
 SERVER_START_S = 180
 PAGE_WAIT_S = 120
 LOOPBACK = ('127.0.0.1', '::1', 'localhost')
+# The test video: 12 frames, 320 x 180, H.264; frame 5 is flat grey (a poor frame).
+CLIP_FRAMES, CLIP_SIZE, GREY_FRAME = 12, (320, 180), 5
+SAMPLED_FRAMES = [0, 2, 3, 5, 6, 8, 9, 11]  # 8 frames spread over 12
+TIMELINE_SIZE = tuple(round(inches * FIGURE_DPI) for inches in FIGURE_SIZE)
 
 
 @pytest.fixture(scope='module')
@@ -52,6 +61,40 @@ def bad_uploads(tmp_path_factory):
     (folder / 'truncated.jpg').write_bytes(PRISTINE.read_bytes()[:20000])
     png_header_only(folder / 'huge.png', 100_000, 100_000)
     return [folder / 'notes.jpg', folder / 'truncated.jpg', folder / 'huge.png']
+
+
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory):
+    """A small H.264 video: a gradient and a checkerboard drifting, one grey frame."""
+    import av
+    path = tmp_path_factory.mktemp('clip') / 'clip.mp4'
+    width, height = CLIP_SIZE
+    y, x = np.mgrid[0:height, 0:width]
+    with av.open(str(path), 'w') as output:
+        stream = output.add_stream('libx264', rate=12)
+        stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
+        for number in range(CLIP_FRAMES):
+            shifted = x + 8 * number
+            pixels = np.stack([shifted * 255 // (width + 8 * CLIP_FRAMES), y * 255 // height,
+                               (shifted // 20 + y // 20) % 2 * 255], axis=-1)
+            if number == GREY_FRAME:
+                pixels = np.full_like(pixels, 128)
+            frame = av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format='rgb24')
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope='module')
+def clip_as_scored(clip):
+    """The clip as ``modelscope-iqa score`` scores it on the CPU by default: the default
+    model in fp32, one crop a forward, decoded in a worker process, no maps."""
+    folder = open_model_folder(DEFAULT_MODEL_DIR)
+    network = load_model(folder).inference_network(EXACT_PRECISION, 'cpu',
+                                                   folder.preprocess_config)
+    result, = score_files(network, [str(clip)], folder.preprocess_config, workers=1)
+    assert result.error is None and result.frame_numbers == SAMPLED_FRAMES
+    return result
 
 
 def _shown(score):
@@ -83,6 +126,47 @@ def test_scorer_scores_as_the_pipeline_and_reports_bad_uploads(exact_scores, bad
     assert comparison(by_name[JPEG.name], by_name[PRISTINE.name]).startswith(
         f'**{PRISTINE.name}** ({rows[0][1]}) scores higher than **{JPEG.name}**')
     assert 'could not be scored' in comparison(by_name['notes.jpg'], by_name[JPEG.name])
+
+
+def test_scorer_scores_a_video_as_the_command(clip, clip_as_scored, exact_scores,
+                                               tmp_path):
+    zeros = tmp_path / 'zeros.mp4'
+    zeros.write_bytes(bytes(64))
+    video, broken, photo = DemoScorer().score([str(clip), str(zeros), str(PRISTINE)])
+    assert video.is_video and video.score == clip_as_scored.score
+    assert video.frame_numbers == SAMPLED_FRAMES
+    assert video.frame_scores == clip_as_scored.frame_scores
+    assert video.frame_times == clip_as_scored.frame_times
+    assert video.frame_times[1] == pytest.approx(2 / 12)
+    assert video.pooling == 'mean'
+    assert video.score == sum(video.frame_scores) / len(video.frame_scores)
+    # The worst frame is the grey one, and its map is that frame's.
+    assert video.statistics.worst_frame == GREY_FRAME
+    assert video.quality_map.score == min(video.frame_scores)
+    assert min(video.frame_scores) < 0.5 < video.score
+    assert video.quality_map.grid.shape == (23, 40)
+    assert video.quality_map.photo.shape == (*CLIP_SIZE[::-1], 3)
+    assert (abs(video.quality_map.photo.astype(int) - 128) <= 4).all()  # the grey frame
+    # The timeline plot: the size --timeline draws, with the frame scores' line on it.
+    timeline = np.asarray(video.timeline)
+    assert video.timeline.mode == 'RGB' and video.timeline.size == TIMELINE_SIZE
+    line = tuple(int(LINE_COLOUR[i:i + 2], 16) for i in (1, 3, 5))
+    assert (timeline == line).all(axis=-1).sum() > 1000
+    # On the page: the timeline above the worst frame's map, and what they show.
+    panel = np.asarray(video.video_panel)
+    assert panel.shape[1] == TIMELINE_SIZE[0] and panel.shape[0] > 2 * TIMELINE_SIZE[1]
+    assert (panel[:TIMELINE_SIZE[1]] == timeline).all()
+    assert video.video_caption() == (
+        f'clip.mp4: {_shown(video.score)}, the mean of 8 frames; below, its worst frame '
+        f'({GREY_FRAME}, at {GREY_FRAME / 12:.2f} s): {min(video.frame_scores):.3f}')
+    # A photo beside it is scored as before; a broken video is a row with its error.
+    assert not photo.is_video and photo.timeline is None and photo.video_panel is None
+    assert photo.score == exact_scores[PRISTINE.name]
+    assert broken.score is None and not broken.is_video and broken.timeline is None
+    assert broken.error.startswith("'zeros.mp4': cannot open as a video")
+    rows = table_rows([video, broken, photo])
+    assert [clip.name, _shown(video.score), ''] in rows[:2]
+    assert rows[2][:2] == ['zeros.mp4', ''] and rows[2][2] == broken.error
 
 
 def test_the_examples_are_the_committed_samples():
@@ -197,6 +281,7 @@ def test_client_api_scores_as_the_pipeline(demo_server, exact_scores, bad_upload
     identity = identity_columns(DEFAULT_MODEL_DIR)  # the weights behind the answer
     assert identity['model_version'] == modelscope_iqa.__version__
     assert {key: result[key] for key in identity} == identity
+    assert set(result) == {'score', 'error', 'grid', *identity}  # a photo: no frames
     assert len(result['grid']) == 23 and len(result['grid'][0]) == 40
     bad = client.predict(handle_file(str(bad_uploads[0])), api_name='/score')
     assert bad['score'] is None and 'not a recognised image format' in bad['error']
@@ -204,6 +289,27 @@ def test_client_api_scores_as_the_pipeline(demo_server, exact_scores, bad_upload
     verdict, _, _ = client.predict(handle_file(str(JPEG)), handle_file(str(PRISTINE)),
                                    api_name='/compare')
     assert verdict.startswith(f'**{PRISTINE.name}**')
+    assert not remote_log.exists(), remote_log.read_text()
+
+
+@pytest.mark.slow
+def test_client_api_scores_a_video_as_the_command(demo_server, clip, clip_as_scored,
+                                                  tmp_path):
+    from gradio_client import Client, handle_file
+    url, remote_log = demo_server
+    client = Client(url, verbose=False)
+    result = client.predict(handle_file(str(clip)), api_name='/score')
+    assert result['score'] == clip_as_scored.score and result['error'] is None
+    assert result['frame_numbers'] == SAMPLED_FRAMES
+    assert result['frame_scores'] == clip_as_scored.frame_scores
+    assert result['frame_times'] == clip_as_scored.frame_times
+    assert result['pooling'] == 'mean'
+    assert len(result['grid']) == 23 and len(result['grid'][0]) == 40  # the worst frame's
+    zeros = tmp_path / 'zeros.mp4'
+    zeros.write_bytes(bytes(64))
+    bad = client.predict(handle_file(str(zeros)), api_name='/score')
+    assert bad['score'] is None and bad['frame_scores'] is None
+    assert bad['error'].startswith("'zeros.mp4': cannot open as a video")
     assert not remote_log.exists(), remote_log.read_text()
 
 
@@ -275,6 +381,12 @@ class Page:
     def text(self, element_id):
         return self.driver.find_element(self.by.ID, element_id).text
 
+    def shown(self, selector):
+        """The elements matching ``selector`` that are displayed."""
+        return [element for element in self.driver.find_elements(self.by.CSS_SELECTOR,
+                                                                  selector)
+                if element.is_displayed()]
+
     def requested_urls(self):
         urls = []
         for entry in self.driver.get_log('performance'):
@@ -297,6 +409,7 @@ def test_the_page_in_chromium(demo_server, browser, exact_scores, bad_uploads, t
                     [JPEG.name, _shown(exact_scores[JPEG.name]), '']]
     page.wait(lambda d: len(d.find_elements(page.by.CSS_SELECTOR, '#maps img')) >= 2)
     assert page.text('status') == '2 of 2 photos scored.'
+    assert not page.shown('#videos img')  # photos only: no video section
     link = browser.find_element(page.by.CSS_SELECTOR, '#csv a[href]').get_attribute('href')
     downloaded = list(csv.DictReader(io.StringIO(
         urllib.request.urlopen(link, timeout=30).read().decode())))
@@ -347,4 +460,30 @@ def test_the_page_in_chromium(demo_server, browser, exact_scores, bad_uploads, t
     requested = page.requested_urls()
     assert any(u.startswith(origin) for u in requested)  # the log did record requests
     assert not [u for u in requested if not u.startswith((origin, 'data:', 'blob:'))]
+    assert not remote_log.exists(), remote_log.read_text()
+
+
+@pytest.mark.slow
+def test_a_video_in_chromium(demo_server, browser, clip, clip_as_scored, tmp_path):
+    url, remote_log = demo_server
+    zeros = tmp_path / 'zeros.mp4'
+    zeros.write_bytes(bytes(64))
+    page = Page(browser, url)
+    page.upload('uploads', clip, zeros)
+    rows = page.table_of(2)
+    assert rows[0] == [clip.name, _shown(clip_as_scored.score), '']
+    assert rows[1][:2] == [zeros.name, ''] and 'cannot open as a video' in rows[1][2]
+    assert page.text('status').startswith('1 of 2 files scored. Could not score:')
+    # The video's timeline above its worst frame's map, and what they show.
+    page.wait(lambda d: page.shown('#videos img'))
+    image = max(page.shown('#videos img'), key=lambda shown: shown.size['width'])  # large
+    width, height = browser.execute_script(
+        'return [arguments[0].naturalWidth, arguments[0].naturalHeight]', image)
+    assert width == TIMELINE_SIZE[0] and height > 2 * TIMELINE_SIZE[1]
+    assert image.size['width'] > 800  # drawn large enough to read
+    assert (f'{clip.name}: {_shown(clip_as_scored.score)}, the mean of 8 frames; below, '
+            f'its worst frame ({GREY_FRAME}, ') in page.text('videos')
+    assert not page.shown('#maps img')  # a video's map is in its own section
+    browser.save_screenshot(str(tmp_path / 'video_page.png'))
+    assert (tmp_path / 'video_page.png').stat().st_size > 10_000
     assert not remote_log.exists(), remote_log.read_text()

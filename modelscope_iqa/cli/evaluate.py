@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -12,7 +13,8 @@ import tempfile
 from typing import Iterator, Sequence
 
 from .arguments import (EXIT_OK, add_model, add_precision, check_precision, chosen_device,
-                        default_model, non_negative_int, positive_int)
+                        default_model, non_negative_int, pooling_name, positive_float,
+                        positive_int)
 
 LOG = logging.getLogger(__name__)
 
@@ -21,8 +23,9 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser(
         'evaluate', help='evaluate against labelled MOS', parents=list(parents),
         description="Evaluate on a CSV with columns 'image:FILE' (paths relative to the "
-        "CSV) and 'mos', or a folder holding one such CSV. Prints PLCC, SRCC, KRCC and "
-        'RMSE as JSON; the same evaluation as build_trainer(...).evaluate().')
+        "CSV; images or videos) and 'mos', or a folder holding one such CSV. A video is "
+        'scored from its sampled frames, pooled (--frames/--fps, --pooling). Prints '
+        'PLCC, SRCC, KRCC and RMSE as JSON; the same evaluation as build_trainer(...).evaluate().')
     evaluate.add_argument('--data', required=True, help='CSV file, or folder with one CSV')
     add_model(evaluate)
     evaluate.add_argument('--report', default=None, metavar='DIR',
@@ -32,6 +35,15 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
                           help='leave out rows with a missing image, a missing or '
                           'non-numeric MOS, or a repeated image (listed on stderr and '
                           'in the report\'s skipped.txt) instead of refusing the data')
+    frames = evaluate.add_mutually_exclusive_group()
+    frames.add_argument('--frames', type=positive_int, default=None,
+                        help='rows whose file is a video: frames sampled uniformly per '
+                        'video (default: the configuration\'s dataset.video_frames, else 8)')
+    frames.add_argument('--fps', type=positive_float, default=None,
+                        help='rows whose file is a video: frames sampled per second')
+    evaluate.add_argument('--pooling', type=pooling_name, default=None,
+                          help='how a video\'s frame scores make its prediction: mean '
+                          '(default), harmonic, min or pNN')
     evaluate.add_argument('--batch-size', type=positive_int, default=4)
     evaluate.add_argument('--workers', type=non_negative_int, default=0)
     evaluate.add_argument('--device', default='cpu')
@@ -86,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
     ranks = distributed.setup(device)
     folder = open_model_folder(args.model or default_model())
     dataset_config = folder.dataset
+    if args.frames or args.fps:
+        dataset_config = dataclasses.replace(dataset_config, video_frames=args.frames,
+                                             video_fps=args.fps)
+    if args.pooling:
+        dataset_config = dataclasses.replace(dataset_config, video_pooling=args.pooling)
     with tempfile.TemporaryDirectory() as scratch:
         our_dir = _our_model_dir(folder, scratch)
         rows, _, skipped = load_labels(args.data, dataset_config, args.skip_bad)
@@ -93,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             LOG.warning('skipped %s', problem)
         with _modelscope_logs(args.verbose):
             metrics, preds, _ = run_evaluation(our_dir, rows, args.batch_size, args.workers,
-                                               str(device), args.precision)
+                                               str(device), args.precision, dataset_config)
     if ranks.is_main:
         print(json.dumps(metrics))
         if args.report:

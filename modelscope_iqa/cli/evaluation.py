@@ -101,17 +101,20 @@ class _PredictionCollector:
 
 
 def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: str,
-                   precision: str = EXACT_PRECISION):
+                   precision: str = EXACT_PRECISION,
+                   dataset_config: Optional[DatasetConfig] = None):
     """Metrics and per-row predictions from ``build_trainer(...).evaluate()`` (with the
     trainer that skips the hub check of local folders and merges ranks exactly), the
     model scoring in ``precision`` as the pipeline does. Under several processes every
-    rank returns the whole result."""
+    rank returns the whole result. ``dataset_config``: the model folder's unless given
+    (e.g. with the command line's video sampling and pooling)."""
     from modelscope.trainers import build_trainer
 
     from ..hub import open_model_folder
     from ..metainfo import Trainers
     from ..msdatasets import ImageQualityAssessmentMosDataset
-    dataset = ImageQualityAssessmentMosDataset(rows, open_model_folder(model_dir).dataset)
+    dataset = ImageQualityAssessmentMosDataset(
+        rows, dataset_config or open_model_folder(model_dir).dataset)
     collector = _PredictionCollector()
     with tempfile.TemporaryDirectory() as work_dir:
         trainer = build_trainer(name=Trainers.iqa_mos, default_args=dict(
@@ -135,7 +138,8 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
     from matplotlib.figure import Figure
 
     os.makedirs(report_dir, exist_ok=True)
-    recorded = dict(metrics, **(identity.fields() if identity is not None else {}))
+    recorded = dict(metrics, **video_summary(rows, dataset_config),
+                    **(identity.fields() if identity is not None else {}))
     with open(os.path.join(report_dir, 'metrics.json'), 'w') as f:
         json.dump(recorded, f, indent=2)
     if skipped:
@@ -162,9 +166,26 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
     axes.set_xlabel(f'true MOS x {dataset_config.mos_scale:g}')
     axes.set_ylabel('predicted score')
     title = ' '.join(f'{k.upper()} {v:.4f}' for k, v in metrics.items())
+    videos = video_summary(rows, dataset_config)
+    if videos:
+        title += (f"\n{videos['video_rows']} videos: {videos['video_sampling']}, "
+                  f"{videos['video_pooling']} pooling")
     if identity is not None:
         title += f'\nmodel {identity.describe()}'
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(os.path.join(report_dir, 'scatter.png'))
+
+
+def video_summary(rows, dataset_config: DatasetConfig) -> Dict[str, object]:
+    """How the rows' videos were scored (none when every row is an image): their
+    number, the frames sampled from each and the pooling of their scores."""
+    from ..video import FrameSampling, is_video
+    from ..video.pooling import DEFAULT_POOLING
+    count = sum(1 for row in rows if is_video(str(row[dataset_config.image_column])))
+    if not count:
+        return {}
+    sampling = FrameSampling(dataset_config.video_frames, dataset_config.video_fps)
+    return {'video_rows': count, 'video_sampling': sampling.describe(),
+            'video_pooling': dataset_config.video_pooling or DEFAULT_POOLING}

@@ -164,6 +164,23 @@ class ImageQualityAssessmentMosModel(TorchModel):
                                                              preprocess_config)
         return self._inference_networks[key]
 
+    def _evaluation_scores(self, input, pooling: Optional[str]) -> torch.Tensor:
+        if isinstance(input, torch.Tensor) and input.dim() == 4:
+            return self.inference_network(device=input.device)(input).reshape(-1, 1)
+        from ..video.pooling import DEFAULT_POOLING, Pooling
+        pool = Pooling(pooling or DEFAULT_POOLING)
+        items = list(input)
+        network = self.inference_network(device=items[0].device)
+        frames = [item if item.dim() == 4 else item[None] for item in items]
+        scores = network(torch.cat(frames)).flatten()
+        pooled, first = [], 0
+        for item, clip in zip(items, frames):
+            item_scores = scores[first:first + len(clip)]
+            first += len(clip)
+            pooled.append(item_scores[0] if item.dim() == 3 else
+                          torch.tensor(pool(item_scores.tolist()), dtype=scores.dtype))
+        return torch.stack(pooled).to(scores.device).reshape(-1, 1)
+
     def train(self, mode: bool = True):
         if mode:
             self._inference_networks.clear()
@@ -212,9 +229,14 @@ class ImageQualityAssessmentMosModel(TorchModel):
 
     def forward(self,
                 input: torch.Tensor,
-                target: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                target: Optional[torch.Tensor] = None,
+                pooling: Optional[str] = None) -> Dict[str, torch.Tensor]:
+        """In evaluation, ``input`` may also hold videos: a (B, K, 3, H, W) tensor or a
+        list of (3, H, W) images and (K, 3, H, W) videos; a video's prediction is its K
+        frames' scores pooled by ``pooling`` (default ``mean``), as the command line
+        pools them."""
         if not self.training:
-            pred = self.inference_network(device=input.device)(input).reshape(-1, 1)
+            pred = self._evaluation_scores(input, pooling)
             if target is None:
                 return {'output': pred}
             return {'pred': pred, 'target': torch.as_tensor(target, device=pred.device)}

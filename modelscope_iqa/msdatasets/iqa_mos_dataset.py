@@ -1,4 +1,5 @@
-"""The task dataset: rows with an image file and a MOS -> network input and scaled MOS."""
+"""The task dataset: rows with an image (or video) file and a MOS -> network input and
+scaled MOS."""
 import math
 import os
 from typing import Any, Dict, Mapping, Optional, Union
@@ -14,6 +15,8 @@ from ..errors import DatasetError
 from ..metainfo import TASK, CustomDatasets
 from ..preprocessors import (ImageQualityAssessmentMosPreprocessor, crop_to_float, decode,
                              network_crop)
+from ..video import FrameSampling, VideoReader, is_video
+from ..video.pooling import DEFAULT_POOLING, Pooling
 
 __all__ = ['ImageQualityAssessmentMosDataset']
 
@@ -29,6 +32,15 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
     In evaluation and inference modes the input is the preprocessor's centre crop; in
     training mode it is a random ``train_crop_size`` crop of the same resized image,
     mirrored half of the time (the CenseoQoE recipe).
+
+    A row whose file is a video (by extension; the KoNViD-1k, YouTube-UGC and LIVE-VQC
+    layout: a table of video files and MOS) is sampled as the configuration's
+    ``video_frames`` / ``video_fps`` say (default 8 frames, as the command line). In
+    evaluation its item's input is (K, 3, H, W), the K sampled frames' crops, with
+    ``'pooling'``: the model scores each frame and pools them into the video's score, as
+    ``modelscope-iqa score`` does (:meth:`collate` batches such items). In training each
+    draw is one sampled frame, chosen at random, with the video's MOS (the card's
+    validation protocol: one frame a video, scored against the video's MOS).
 
     Args:
         dataset: the rows.
@@ -50,6 +62,8 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
         self.mode = mode
         self._rng = None
         self._rng_pid = None
+        self.sampling = FrameSampling(self.config.video_frames, self.config.video_fps)
+        self.pooling = Pooling(self.config.video_pooling or DEFAULT_POOLING).name
 
     def _training_rng(self) -> np.random.Generator:
         # One generator per process: DataLoader workers are forked with distinct torch
@@ -77,10 +91,45 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
             mos = math.nan
         if not math.isfinite(mos):
             raise DatasetError(f'row {index} ({image!r}): MOS {raw_mos!r} is not a number')
+        target = self.config.target(mos)
+        if isinstance(image, (str, os.PathLike)) and is_video(image):
+            return self._video_item(os.fspath(image), target)
         if self.mode == ModeKeys.TRAIN:
             network_input = crop_to_float(network_crop(
                 decode(image), self.preprocessor.config, self._training_rng(),
                 self.config.train_crop_size))
         else:
             network_input = self.preprocessor(image)['input'].squeeze(0)
-        return {'input': network_input, 'target': self.config.target(mos)}
+        return {'input': network_input, 'target': target}
+
+    def _video_item(self, path: str, target: float) -> Dict[str, Any]:
+        config = self.preprocessor.config
+        with VideoReader(path) as reader:
+            if self.mode == ModeKeys.TRAIN:
+                numbers = self.sampling.frame_numbers(reader.info.frame_count,
+                                                      reader.frame_times)
+                rng = self._training_rng()
+                frames = list(reader.frames([int(rng.choice(numbers))]))
+                if not frames:  # that frame does not decode: the whole sample says why
+                    frames = list(reader.sample(self.sampling))
+                crop = network_crop(decode(frames[0].pixels), config, rng,
+                                    self.config.train_crop_size)
+                return {'input': crop_to_float(crop), 'target': target}
+            crops = [crop_to_float(network_crop(decode(frame.pixels), config))
+                     for frame in reader.sample(self.sampling)]
+        return {'input': torch.stack(crops), 'target': target, 'pooling': self.pooling}
+
+    @staticmethod
+    def collate(items):
+        """Batches items of images and videos together: ``input`` is a stacked tensor
+        when every item's has one shape, else the list of them (the model scores each
+        video's frames and pools them); ``pooling`` is the videos' pooling."""
+        inputs = [item['input'] for item in items]
+        same_shape = all(tensor.shape == inputs[0].shape for tensor in inputs)
+        batch = {'input': torch.stack(inputs) if same_shape else inputs,
+                 'target': torch.tensor([float(item['target']) for item in items],
+                                       dtype=torch.float64)}  # as default_collate
+        poolings = {item['pooling'] for item in items if 'pooling' in item}
+        if poolings:
+            batch['pooling'] = poolings.pop()
+        return batch

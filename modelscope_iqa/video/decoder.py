@@ -310,7 +310,9 @@ class VideoReader:
         return self._keyframes[position] if position >= 0 else self._timestamps[0]
 
     def _sampled(self, number: int, frame) -> SampledFrame:
-        pixels = frame.to_ndarray(format='bgr24', interpolation='BICUBIC')
+        # One thread: libswscale's thread pool does not survive fork(), and a process
+        # that converted frames with it hangs the decoding workers it forks.
+        pixels = frame.to_ndarray(format='bgr24', interpolation='BICUBIC', threads=1)
         turns = _quarter_turns(frame)
         if turns:
             pixels = np.ascontiguousarray(np.rot90(pixels, turns))
