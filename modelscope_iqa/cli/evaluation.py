@@ -113,8 +113,12 @@ def run_evaluation(model_dir: str, rows, batch_size: int, workers: int, device: 
     from ..hub import open_model_folder
     from ..metainfo import Trainers
     from ..msdatasets import ImageQualityAssessmentMosDataset
-    dataset = ImageQualityAssessmentMosDataset(
-        rows, dataset_config or open_model_folder(model_dir).dataset)
+    from ..preprocessors import ImageQualityAssessmentMosPreprocessor
+    folder = open_model_folder(model_dir)
+    # the folder's preprocessing, as score uses it (not the package default's)
+    preprocessor = ImageQualityAssessmentMosPreprocessor.from_config(folder.preprocess_config)
+    dataset = ImageQualityAssessmentMosDataset(rows, dataset_config or folder.dataset,
+                                               preprocessor)
     collector = _PredictionCollector()
     with tempfile.TemporaryDirectory() as work_dir:
         trainer = build_trainer(name=Trainers.iqa_mos, default_args=dict(
