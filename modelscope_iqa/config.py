@@ -139,6 +139,9 @@ class PreprocessConfig:
             values[key] = value
         return cls(**values)
 
+# How a video's frame scores make its score unless told otherwise (modelscope_iqa.video
+# .pooling has the others): the mean, as every video score before pooling was chosen.
+DEFAULT_POOLING = 'mean'
 # Optional dataset keys for video rows (DatasetConfig's video_* fields).
 VIDEO_DATASET_KEYS = ('video_frames', 'video_fps', 'video_pooling')
 

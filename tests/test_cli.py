@@ -173,9 +173,12 @@ def test_map_writes_overlays_and_grids_with_score_rows(media, our_model_dir, tmp
     assert result.returncode == 1, result.stderr  # bad inputs, as for score
     by_name = _by_name(read_csv(rows_file))
     assert set(by_name) == EXPECTED_INPUTS
-    for name in ('clip.avi', 'broken.mp4'):
-        assert 'a video; quality maps are made for images' in by_name[name]['error']
+    assert 'cannot open as a video' in by_name['broken.mp4']['error']
     assert 'not a recognised image' in by_name['notes.jpg']['error']
+    # a video is mapped on its worst sampled frame (8 of its 12)
+    clip = by_name['clip.avi']
+    assert clip['map'] == str(out / 'clip.map.png') and clip['frames'] == '8'
+    assert int(clip['worst_frame']) in (0, 2, 3, 5, 6, 8, 9, 11)
     mapper = QualityMapper(str(our_model_dir))
     # Names keep the folders under the common folder of the inputs.
     for name, stem in (('good_a.png', 'good_a'), ('good_b.jpg', 'nested/good_b'),
@@ -190,14 +193,15 @@ def test_map_writes_overlays_and_grids_with_score_rows(media, our_model_dir, tmp
             # the photo with a colour bar beside it and the score above
             assert overlay.format == 'PNG'
             assert overlay.width > image.width and overlay.height > image.height
-    assert not list(out.glob('corrupt*')) and not list(out.glob('clip*'))
+    assert not list(out.glob('corrupt*')) and not list(out.glob('broken*'))
     scored = run_cli('score', media / 'good_a.png', media / 'nested', '--maps',
                      tmp_path / 'with_scores', '--model', our_model_dir, '--workers', 0)
     assert scored.returncode == 0, scored.stderr
     assert sorted(p.name for p in (tmp_path / 'with_scores').rglob('*.map.*')) == [
         'good_a.map.npy', 'good_a.map.png', 'good_b.map.npy', 'good_b.map.png']
     header, *rows = scored.stdout.splitlines()
-    assert header == 'path,score,error,frames,model_version,model_sha256'
+    assert header == ('path,score,error,frames,pooling,frame_mean,frame_min,frame_std,'
+                      'transfer,model_version,model_sha256')
     assert len(rows) == 2
     # an undeclared version is an empty column
     columns = identity_columns(our_model_dir)
@@ -264,3 +268,23 @@ def test_evaluate_accepts_an_official_hub_folder(labelled, builtin_model_dir, ou
                        builtin_model_dir, '--batch-size', 1)
     assert official.returncode == 0, official.stderr
     assert json.loads(official.stdout.splitlines()[-1]) == json.loads(ours.stdout.splitlines()[-1])
+
+
+def test_rows_appended_to_an_older_csv_follow_its_header(tmp_path):
+    """--resume on a CSV an earlier version wrote (without the video columns): the new
+    rows keep to its columns."""
+    from modelscope_iqa.cli.results import ResultWriter, read_rows
+    from modelscope_iqa.cli.score import SCORE_FIELDS
+    old = tmp_path / 'old.csv'
+    old.write_text('path,score,error,frames,model_version,model_sha256\n'
+                   'a.jpg,0.5,,,,sha256:x\n')
+    writer = ResultWriter(str(old), SCORE_FIELDS, append=True)
+    writer.write({'path': 'clip.mp4', 'score': 0.25, 'frames': 8, 'pooling': 'mean',
+                  'frame_min': 0.125, 'model_sha256': 'sha256:x'})
+    writer.close()
+    rows = read_rows(str(old))
+    assert rows[1] == {'path': 'clip.mp4', 'score': '0.25', 'error': '', 'frames': '8',
+                       'model_version': '', 'model_sha256': 'sha256:x'}
+    fresh = tmp_path / 'new.csv'
+    ResultWriter(str(fresh), SCORE_FIELDS).close()
+    assert fresh.read_text() == ','.join(SCORE_FIELDS) + '\n'

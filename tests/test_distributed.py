@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import identity_columns, make_image
+from modelscope_iqa.cli.score import SCORE_FIELDS
 from modelscope_iqa.distributed import Ranks, ShardSampler, shard, unshard
 
 IMAGES = 7
@@ -96,8 +97,7 @@ def test_two_processes_score_like_one(folder, our_model_dir, single_run, tmp_pat
 
 def _write_csv(path, rows):
     with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=['path', 'score', 'error', 'frames',
-                                               'model_version', 'model_sha256'])
+        writer = csv.DictWriter(f, fieldnames=SCORE_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
 

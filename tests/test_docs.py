@@ -41,6 +41,11 @@ GOLDEN = json.loads((ROOT / 'tests' / 'golden' / 'default_model_samples.json').r
 SPEED_RESULTS = sorted((ROOT / 'benchmarks' / 'results').glob('inference_speed_*.json'))
 SPEED_MODES = {'cli-fp32': '`fp32` (default)', 'cli-bf16': '`bf16`', 'cli-int8': '`int8`',
                'cli-onnx': 'ONNX, onnxruntime'}
+# benchmarks/video_speed.py --results: the committed run that docs/cli.md and the README
+# quote.
+VIDEO_SPEED = json.loads((ROOT / 'benchmarks' / 'results' / 'video_speed_amd_epyc.json')
+                         .read_text())
+CLI_DOC = DOCS / 'cli.md'
 CPU_FEATURE_NAMES = {'avx512_vnni': 'VNNI', 'avx512_bf16': 'BF16', 'amx_bf16': 'AMX',
                      'amx_int8': 'AMX-INT8'}
 
@@ -126,6 +131,39 @@ def speed_rows():
     return rows
 
 
+def video_speed_rows():
+    """docs/cli.md's video speed table: a row per video of the committed run."""
+    videos = VIDEO_SPEED['videos']
+    rows = []
+    for name, video in videos.items():
+        decode_all = f"{video['decode_all']['wall_s']:.1f} s"
+        source = video.get('decode_all_scaled_from')
+        if source:
+            decode_all = f"about {video['decode_all']['wall_s']:.0f} s (6 x {source}'s)"
+        rows.append(f"| {name} | {video['description']}, {video['kbps'] / 1000:.1f} Mb/s "
+                    f"| {video['video_s']:.1f} s | {video['pngs_s']:.1f} s "
+                    f"| {video['ratio']:.2f}x | {decode_all} |")
+    return rows
+
+
+def video_speed_phrases():
+    """Every figure docs/cli.md's video speed section states."""
+    cpu = VIDEO_SPEED['cpu']
+    features = ', '.join(CPU_FEATURE_NAMES[f] for f in cpu['flags'] if f in CPU_FEATURE_NAMES)
+    hour = VIDEO_SPEED['videos']['720p1h']
+    return [*video_speed_rows(),
+            f"{cpu['name']}, {cpu['cores']} cores ({features})",
+            f"the hour costs {hour['over_source']:.2f}x the 10-minute video",
+            f"median of {VIDEO_SPEED['repeats']} interleaved pairs"]
+
+
+def test_the_video_speed_section_reads_the_committed_run():
+    text = flat(CLI_DOC.read_text(encoding='utf-8'))
+    missing = [p for p in video_speed_phrases() if flat(p) not in text]
+    assert not missing, f'docs/cli.md does not state, as in the results: {missing}'
+    assert VIDEO_SPEED['all_frames_exact'] and not VIDEO_SPEED['quick']
+
+
 def readme_phrases():
     """Every figure the README states, in its context."""
     held, audit = HELD_OUT['model'], AUDIT['model']
@@ -146,6 +184,9 @@ def readme_phrases():
         f"{low_brisque:.3f})",
         f'arXiv {ARXIV_ID}',
         *speed_rows(),
+        f"a 10-minute 720p video scores in "
+        f"{VIDEO_SPEED['videos']['720p10min']['ratio']:.2f}x the time of its 8 frames as PNG "
+        f"files, a 60 s 1080p clip in {VIDEO_SPEED['videos']['1080p60s']['ratio']:.2f}x",
     ]
 
 

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from conftest import identity_columns, make_image
+from modelscope_iqa.cli.score import SCORE_FIELDS
 from modelscope_iqa.errors import InputError, OutputError
 from modelscope_iqa.preprocessors import decode
 from modelscope_iqa.preprocessors.decoding import (URL_MAX_BYTES_ENV, URL_TIMEOUT_ENV,
@@ -111,13 +112,15 @@ def _kill_when(process, condition, delay):
 def _check_kept_and_resume(output, clean_scores, image_folder, small_model_dir):
     text = open(output, newline='').read()
     lines = text.split('\n')
-    assert lines[0] == 'path,score,error,frames,model_version,model_sha256'
+    assert lines[0] == ','.join(SCORE_FIELDS)
     identity = identity_columns(small_model_dir)
     # Every complete line is a whole row; at most the last is cut short.
     complete = lines[1:-1]
     for line in complete:
-        path, score, error, frames, version, sha256 = next(csv.reader([line]))
-        assert score == clean_scores[path] and error == '' and frames == ''
+        row = dict(zip(SCORE_FIELDS, next(csv.reader([line]))))
+        path, score, sha256, version = (row['path'], row['score'], row['model_sha256'],
+                                        row['model_version'])
+        assert score == clean_scores[path] and row['error'] == '' and row['frames'] == ''
         assert version == '' and sha256 == identity['model_sha256']
     kept = len(complete)
     resumed = subprocess.run(_command('score', image_folder, '--model', small_model_dir,

@@ -19,6 +19,7 @@ def workspace(tmp_path, our_model_dir, image_files, monkeypatch):
     shutil.copytree(our_model_dir, model_dir)
     for name, source in zip(('photo.jpg', 'a.jpg', 'b.png', 'c.webp'), image_files):
         shutil.copy(source, tmp_path / name)
+    _write_clip(tmp_path / 'clip.mp4', image_files[0])
     for name, sources in (('val.csv', image_files[:4]), ('train.csv', image_files[4:8])):
         with open(tmp_path / name, 'w', newline='') as f:
             writer = csv.writer(f)
@@ -29,11 +30,33 @@ def workspace(tmp_path, our_model_dir, image_files, monkeypatch):
     return tmp_path
 
 
+def _write_clip(path, image_file, frames=10):
+    """A short H.264 clip panning over one of the test images."""
+    import av
+    import numpy as np
+    from PIL import Image
+    with Image.open(image_file) as image:
+        pixels = np.asarray(image.convert('RGB').resize((320, 180)))
+    with av.open(str(path), 'w') as container:
+        stream = container.add_stream('libx264', rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, 'yuv420p'
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(np.roll(pixels, 8 * index, axis=1)), format='rgb24')
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
 def test_scoring_snippet_runs(workspace, capsys):
     exec(compile(python_blocks()[0], 'README-scoring', 'exec'), {})
     lines = capsys.readouterr().out.strip().splitlines()
     assert 0.0 <= float(lines[0]) <= 1.0
     assert lines[1].startswith("[{'score': ")
+    video = eval(lines[2])  # the printed dict
+    assert video['frame_numbers'] == [0, 1, 3, 4, 5, 6, 8, 9]
+    assert video['score'] == sum(video['frame_scores']) / 8
 
 
 def test_quality_map_snippet_runs(workspace, capsys):

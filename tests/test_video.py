@@ -145,6 +145,23 @@ def test_seeking_gives_the_frames_sequential_decoding_gives(videos, name):
         assert frame.time == every[frame.number].time
 
 
+def test_a_frame_passed_by_a_seek_is_decoded_from_the_start_in_order(videos, monkeypatch):
+    """A keyframe index that sends a seek past the wanted frame (a damaged index):
+    that frame comes from decoding the stream's start, and the order holds."""
+    with VideoReader(videos['h264.mp4']) as reader:
+        every = {frame.number: frame.pixels for frame in reader.all_frames()}
+        right = reader._keyframe_before
+
+        def wrong_for_40(number):
+            return right(55) if number == 40 else right(number)
+
+        monkeypatch.setattr(reader, '_keyframe_before', wrong_for_40)
+        frames = list(reader.frames([10, 40, 70]))
+    assert right(55) > reader._timestamps[40]  # the seek lands after frame 40
+    assert [frame.number for frame in frames] == [10, 40, 70]
+    assert all(np.array_equal(frame.pixels, every[frame.number]) for frame in frames)
+
+
 def test_seeking_scores_equal_sequential_scores_bit_for_bit(videos, small_network):
     network, preprocess_config = small_network
     path = videos['h264.mp4']

@@ -115,10 +115,16 @@ def read_rows(path: str, like: Optional[str] = None) -> List[Dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _csv_header(path: str) -> List[str]:
+    with open(path, newline='', encoding='utf-8') as f:
+        return next(csv.reader(f), [])
+
+
 class ResultWriter:
     """Writes rows with the columns ``fields`` to ``path`` (stdout if None), in the
     format of ``like`` when given (else of ``path``); ``stamp``'s columns (the model's
-    identity) are added to every row that lacks them."""
+    identity) are added to every row that lacks them. Rows appended to a CSV file follow
+    its header's columns."""
 
     def __init__(self, path: Optional[str], fields: Iterable[str], append: bool = False,
                  like: Optional[str] = None, stamp: Optional[Row] = None):
@@ -142,6 +148,9 @@ class ResultWriter:
                 raise _write_error(path, exc) from exc
             self._owns_file = True
         self.path = path
+        if existing and not self.jsonl:
+            # appended rows follow the file's own columns (one an earlier version wrote)
+            self.fields = _csv_header(path) or self.fields
         if not self.jsonl:
             self._csv = csv.DictWriter(self._file, fieldnames=self.fields,
                                        extrasaction='ignore', lineterminator='\n')

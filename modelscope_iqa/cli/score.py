@@ -9,9 +9,8 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-from ..config import DEFAULT_MAP_ALPHA, MAX_DEFAULT_WORKERS
+from ..config import DEFAULT_MAP_ALPHA, DEFAULT_POOLING, MAX_DEFAULT_WORKERS
 from ..identity import IDENTITY_FIELDS
-from ..video.pooling import DEFAULT_POOLING
 from .arguments import (EXIT_INPUT_FAILED, EXIT_OK, add_model, add_precision,
                         check_precision, chosen_device, default_model, non_negative_int,
                         pooling_name, positive_float, positive_int, usage_error)

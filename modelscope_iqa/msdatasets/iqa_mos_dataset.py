@@ -11,7 +11,7 @@ from modelscope.msdatasets.dataset_cls.custom_datasets import (
 from modelscope.utils.constant import ModeKeys
 
 from ..config import DatasetConfig
-from ..errors import DatasetError
+from ..errors import DatasetError, UnreadableVideoError
 from ..metainfo import TASK, CustomDatasets
 from ..preprocessors import (ImageQualityAssessmentMosPreprocessor, crop_to_float, decode,
                              network_crop)
@@ -108,6 +108,8 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
             if self.mode == ModeKeys.TRAIN:
                 numbers = self.sampling.frame_numbers(reader.info.frame_count,
                                                       reader.frame_times)
+                if not numbers:
+                    raise UnreadableVideoError(f'{path!r}: the video has no frames')
                 rng = self._training_rng()
                 frames = list(reader.frames([int(rng.choice(numbers))]))
                 if not frames:  # that frame does not decode: the whole sample says why

@@ -28,7 +28,7 @@ import os
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Deque, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -186,19 +186,15 @@ class VideoReader:
     # --- decoding -------------------------------------------------------------------
 
     def frames(self, numbers: Iterable[int]) -> Iterator[SampledFrame]:
-        """The frames ``numbers`` (ascending order), each decoded exactly; numbers
+        """The frames ``numbers``, each decoded exactly, in ascending order; numbers
         that do not decode (damaged data, past the frames found) are left out: compare
         the numbers yielded with those asked for."""
         wanted = sorted({number for number in numbers if 0 <= number < self.info.frame_count})
         if self._sequential:
             yield from self._sequential_frames(wanted)
             return
-        missed: List[int] = []
-        for number, frame in self._seek_and_decode(wanted, missed, skip_others=True):
+        for number, frame in self._seek_and_decode(wanted):
             yield self._sampled(number, frame)
-        if missed:  # decoded once more from the start, every frame: the exact fallback
-            for number, frame in self._decode_from(None, set(missed), skip_others=False):
-                yield self._sampled(number, frame)
 
     def sample(self, sampling: FrameSampling = FrameSampling()) -> Iterator[SampledFrame]:
         """The frames ``sampling`` chooses, in order. Raises
@@ -237,26 +233,33 @@ class VideoReader:
         for number, frame in self._decode_from(None, None, skip_others=False):
             yield self._sampled(number, frame)
 
-    def _seek_and_decode(self, wanted: List[int], missed: List[int], skip_others: bool
-                         ) -> Iterator[Tuple[int, object]]:
+    def _seek_and_decode(self, wanted: List[int]) -> Iterator[Tuple[int, object]]:
         """Frames ``wanted`` (ascending), each reached from the last keyframe at or
         before it; a decoding run goes on to the next wanted frame unless a keyframe
-        lies between (then it seeks). Numbers not reached are added to ``missed``."""
+        lies between (then it seeks). A frame passed without appearing is decoded again
+        from the stream's start, before any later frame: the order holds."""
         pending: Deque[int] = deque(wanted)
         while pending:
-            keyframe = self._keyframe_before(pending[0])
-            for number, frame in self._decode_from(keyframe, set(pending), skip_others):
-                while pending and pending[0] < number:
-                    missed.append(pending.popleft())
-                if pending and pending[0] == number:
+            passed = None
+            for number, frame in self._decode_from(self._keyframe_before(pending[0]),
+                                                   set(pending), skip_others=True):
+                if number > pending[0]:
+                    passed = pending[0]
+                    break
+                if number == pending[0]:
                     pending.popleft()
                     yield number, frame
-                if not pending or self._keyframe_before(pending[0]) > \
-                        self._timestamps[number]:
-                    break  # done, or a keyframe nearer the next wanted frame: seek
-            else:
-                missed.extend(pending)  # the stream ended first
-                pending.clear()
+                    if not pending or self._keyframe_before(pending[0]) > \
+                            self._timestamps[number]:
+                        break  # done, or a keyframe nearer the next wanted frame: seek
+            else:  # the stream ended first: the rest, once more from the start
+                yield from self._decode_from(None, set(pending), skip_others=False)
+                return
+            if passed is not None:
+                pending.popleft()
+                for found in self._decode_from(None, {passed}, skip_others=False):
+                    yield found
+                    break
 
     def _decode_from(self, keyframe: Optional[int], wanted: Optional[set],
                      skip_others: bool) -> Iterator[Tuple[int, object]]:
@@ -357,9 +360,3 @@ def _bit_depth(context) -> int:
 
 def _reason(exc: BaseException) -> str:
     return getattr(exc, 'strerror', None) or str(exc)
-
-
-def describe_stream(info: VideoStreamInfo) -> Dict[str, object]:
-    """The stream facts a result row records: bit depth, and the transfer
-    characteristic when it is HDR (the score is of an untone-mapped frame)."""
-    return {'bit_depth': info.bit_depth, 'transfer': info.transfer if info.hdr else None}

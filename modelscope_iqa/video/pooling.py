@@ -9,9 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
-DEFAULT_POOLING = 'mean'
+from ..config import DEFAULT_POOLING
 POOLING_NAMES = ('mean', 'harmonic', 'min')
 PERCENTILE_PATTERN = re.compile(r'p(\d{1,2}(?:\.\d+)?|100)')
 # Scores are sigmoid outputs, > 0 in exact arithmetic, but float32 can round a very
@@ -44,6 +42,7 @@ class Pooling:
             return sum(scores) / len(scores)  # as every earlier video score: unchanged
         if self.name == 'min':
             return float(min(scores))
+        import numpy as np  # here: the command line validates names before loading it
         values = np.asarray(scores, dtype=np.float64)
         if self.name == 'harmonic':
             return float(len(values) / np.sum(1.0 / np.maximum(values, HARMONIC_FLOOR)))
@@ -66,6 +65,7 @@ class FrameStatistics:
 
     @classmethod
     def of(cls, frame_numbers: Sequence[int], scores: Sequence[float]) -> 'FrameStatistics':
+        import numpy as np
         values = np.asarray(scores, dtype=np.float64)
         worst = int(np.argmin(values))
         mean = sum(scores) / len(scores)
