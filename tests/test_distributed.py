@@ -158,3 +158,42 @@ def test_two_process_evaluation_equals_one(labels, our_model_dir, tmp_path):
     assert [r['path'] for r in double_preds] == [r['path'] for r in single_preds]
     for got, want in zip(double_preds, single_preds):
         assert float(got['pred']) == pytest.approx(float(want['pred']), abs=1e-6)
+
+
+@pytest.fixture(scope='module')
+def video_labels(folder):
+    """The images' labels with two videos among them (a KoNViD-1k-like table)."""
+    from test_video import write_video
+    path = folder / 'video_labels.csv'
+    write_video(folder / 'clip_a.mp4', 30, options={'bf': '2', 'g': '10'})
+    write_video(folder / 'clip_b.mkv', 24, options={'g': '12'})
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image:FILE', 'mos'])
+        for i in range(4):
+            writer.writerow([f'img{i}.png', 1.2 + 0.55 * i])
+        writer.writerow(['clip_a.mp4', 3.9])
+        writer.writerow(['clip_b.mkv', 2.4])
+    return path
+
+
+@pytest.mark.slow  # torchrun process groups
+def test_two_process_evaluation_with_videos_equals_one(video_labels, our_model_dir,
+                                                       tmp_path):
+    reports = {}
+    for processes in (1, 2):
+        report = tmp_path / f'report{processes}'
+        result = run_cli('evaluate', '--data', video_labels, '--model', our_model_dir,
+                         '--report', report, '--batch-size', 2, '--frames', 3,
+                         '--pooling', 'min', processes=processes)
+        assert result.returncode == 0, result.stderr
+        reports[processes] = (json.loads((report / 'metrics.json').read_text()),
+                              read_csv(report / 'predictions.csv'))
+    (single, single_preds), (double, double_preds) = reports[1], reports[2]
+    assert single['video_rows'] == 2 and single['video_pooling'] == 'min'
+    assert single['video_sampling'] == '3 frames'
+    assert {k: v for k, v in double.items() if isinstance(v, float)} == pytest.approx(
+        {k: v for k, v in single.items() if isinstance(v, float)}, abs=1e-12)
+    assert [r['path'] for r in double_preds] == [r['path'] for r in single_preds]
+    for got, want in zip(double_preds, single_preds):
+        assert float(got['pred']) == pytest.approx(float(want['pred']), abs=1e-6)
