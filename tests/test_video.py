@@ -63,9 +63,10 @@ def write_video(path, frames: int = 60, rate: int = 30, codec: str = 'libx264',
     return path
 
 
-def remux(source, target):
+def remux(source, target, options=None):
     """``source``'s video stream copied into ``target``'s container, packets unchanged."""
-    with av.open(str(source)) as given, av.open(str(target), 'w') as written:
+    with av.open(str(source)) as given, \
+            av.open(str(target), 'w', options=options or {}) as written:
         stream = given.streams.video[0]
         copy = written.add_stream_from_template(stream)
         for packet in given.demux(stream):
@@ -191,6 +192,38 @@ def test_the_frames_equal_opencvs_sequential_reading(videos):
             ours = [frame.pixels for frame in reader.all_frames()]
         assert len(ours) == len(opencv) > 0
         assert all(np.array_equal(a, b) for a, b in zip(ours, opencv)), name
+
+
+def test_an_mp4_index_comes_from_its_tables_not_its_media_data(videos, tmp_path):
+    from modelscope_iqa.video.decoder import (_demuxed_packets, _media_data_ranges,
+                                              _table_packets, _WithoutMediaData)
+    path = videos['h264.mp4']
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        from_tables = _table_packets(av, path, stream)
+        demuxed = _demuxed_packets(av, container, stream)
+    assert from_tables == demuxed and len(demuxed) == 90
+    assert sum(key for _, key in demuxed) == 4  # a keyframe every 25 frames
+    (start, end), = _media_data_ranges(path)
+    data = open(path, 'rb').read()
+    assert data[start - 4:start] == b'mdat'
+    assert int.from_bytes(data[start - 8:start - 4], 'big') == end - start + 8
+    read = _WithoutMediaData(path, [(start, end)]).read()
+    assert read[:start] == data[:start] and read[end:] == data[end:]
+    assert read[start:end] == bytes(end - start)
+    # a truncated file (its tables first, as the web writes them): the tables promise
+    # more packets than it holds, so it is demuxed instead, and found truncated
+    fast_start = remux(path, tmp_path / 'fast_start.mp4', {'movflags': '+faststart'})
+    data = fast_start.read_bytes()
+    assert _media_data_ranges(str(fast_start))[0][0] > data.index(b'moov')
+    cut = tmp_path / 'cut.mp4'
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    with av.open(str(cut)) as container:
+        assert _table_packets(av, str(cut), container.streams.video[0]) is None
+    with pytest.raises(UnreadableVideoError, match='truncated or corrupt'):
+        list(sample_frames(str(cut)))
+    # Matroska has no such tables
+    assert _media_data_ranges(videos['h264.mkv']) == []
 
 
 # --- sampling ---------------------------------------------------------------------

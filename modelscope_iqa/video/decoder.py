@@ -44,6 +44,8 @@ HDR_TRANSFERS = frozenset({'smpte2084', 'arib-std-b67'})  # PQ and HLG
 # FFmpeg's demuxers of single images: an image file named like a video opens as one.
 IMAGE_FORMAT_SUFFIX = '_pipe'
 IMAGE_FORMATS = frozenset({'image2', 'webp_pipe'})
+MP4_FORMAT = 'mov,mp4,m4a,3gp,3g2,mj2'  # FFmpeg's demuxer of MP4, MOV and their kin
+BOX_HEADER = 8
 RIGHT_ANGLE = 90
 
 
@@ -128,19 +130,17 @@ class VideoReader:
 
     def _index_packets(self) -> None:
         """Every frame's timestamp (presentation order) and the keyframes', from one
-        demuxing pass."""
+        demuxing pass. An MP4 or MOV file's pass reads its media data as zeros: the
+        timestamps come from its tables and the keyframes from its index, so the frames'
+        bytes are not read from disk (:func:`_table_packets`)."""
         stream = self._stream
-        timestamps, keyframes = [], []
-        try:
-            for packet in self._container.demux(stream):
-                if packet.size == 0:  # the demuxer's end-of-stream marker
-                    continue
-                timestamp = packet.pts if packet.pts is not None else packet.dts
-                timestamps.append(timestamp)
-                if packet.is_keyframe:
-                    keyframes.append(timestamp)
-        except self._av.FFmpegError:
-            pass  # a damaged tail: the frames before it are indexed
+        packets = None
+        if self._container.format.name == MP4_FORMAT:
+            packets = _table_packets(self._av, self.path, stream)
+        if packets is None:
+            packets = _demuxed_packets(self._av, self._container, stream)
+        timestamps = [timestamp for timestamp, _ in packets]
+        keyframes = [timestamp for timestamp, key in packets if key]
         # Packets without timestamps (some raw and AVI streams): frames are numbered in
         # the order they decode, and read sequentially.
         self._sequential = any(timestamp is None for timestamp in timestamps)
@@ -360,3 +360,108 @@ def _bit_depth(context) -> int:
 
 def _reason(exc: BaseException) -> str:
     return getattr(exc, 'strerror', None) or str(exc)
+
+
+def _demuxed_packets(av, container, stream) -> List[Tuple[Optional[int], bool]]:
+    """(timestamp, is keyframe) of each of ``stream``'s packets, in decode order, read
+    by demuxing (pts, else dts; a damaged tail ends the list)."""
+    packets = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            timestamp = packet.pts if packet.pts is not None else packet.dts
+            packets.append((timestamp, packet.is_keyframe))
+    except av.FFmpegError:
+        pass  # a damaged tail: the frames before it are indexed
+    return packets
+
+
+def _table_packets(av, path: str, stream) -> Optional[List[Tuple[Optional[int], bool]]]:
+    """:func:`_demuxed_packets` of an MP4 or MOV file without reading its media data:
+    the file is demuxed with its ``mdat`` payloads read as zeros (their timestamps are in
+    the file's tables), each packet's keyframe flag taken from the stream's index (the
+    sync-sample table; a parser would read it from the zeros). None when the index does
+    not match the packets one for one, or the file is fragmented: then demux it."""
+    ranges = _media_data_ranges(path)
+    entries = stream.index_entries
+    if not ranges or entries is None:
+        return None
+    position = [s.index for s in stream.container.streams.video].index(stream.index)
+    try:
+        with av.open(_WithoutMediaData(path, ranges),
+                     format=MP4_FORMAT.split(',')[0]) as zeros:
+            demuxed = _demuxed_packets(av, zeros, zeros.streams.video[position])
+    except (av.FFmpegError, OSError, ValueError, KeyError):
+        return None  # demuxing the file itself is always right
+    if len(demuxed) != len(entries):
+        return None
+    keys = [entries[i].is_keyframe for i in range(len(entries))]
+    return [(timestamp, key) for (timestamp, _), key in zip(demuxed, keys)]
+
+
+def _media_data_ranges(path: str) -> List[Tuple[int, int]]:
+    """Byte ranges of the payloads of an MP4 file's top-level ``mdat`` boxes (clipped to
+    the file); none for a fragmented file (its ``moof`` tables are read as they come) or
+    one whose boxes do not parse."""
+    ranges = []
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        position = 0
+        while position + BOX_HEADER <= size:
+            f.seek(position)
+            header = f.read(BOX_HEADER)
+            length, kind = int.from_bytes(header[:4], 'big'), header[4:8]
+            start = position + BOX_HEADER
+            if length == 1:  # a 64-bit size follows
+                length = int.from_bytes(f.read(8), 'big')
+                start += 8
+            elif length == 0:  # to the end of the file
+                length = size - position
+            if length < start - position:
+                return []
+            if kind == b'moof':
+                return []
+            if kind == b'mdat':
+                ranges.append((start, min(position + length, size)))
+            position += length
+    return ranges
+
+
+class _WithoutMediaData:
+    """A read-only file whose bytes in ``ranges`` read as zeros, without reading them
+    (PyAV's file-object input: ``read``, ``seek``, ``tell``)."""
+
+    def __init__(self, path: str, ranges: List[Tuple[int, int]]):
+        self._file = open(path, 'rb')
+        self._ranges = ranges
+        self._size = os.path.getsize(path)
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._size if size < 0 else min(self._size, self._position + size)
+        chunks = []
+        while self._position < end:
+            inside = next(((a, b) for a, b in self._ranges if a <= self._position < b), None)
+            if inside is not None:
+                stop = min(end, inside[1])
+                chunks.append(bytes(stop - self._position))
+            else:
+                following = min((a for a, _ in self._ranges if a > self._position),
+                                default=end)
+                stop = min(end, following)
+                self._file.seek(self._position)
+                chunks.append(self._file.read(stop - self._position))
+            self._position = stop
+        return b''.join(chunks)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._size}
+        self._position = base[whence] + offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        self._file.close()
