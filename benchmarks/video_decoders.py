@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -474,19 +475,23 @@ def score(indices, returned):
     return right, wrong, unreadable
 
 
+def _module_version(name: str) -> str:
+    """``name.__version__``, or why it cannot be imported."""
+    try:
+        return importlib.import_module(name).__version__
+    except Exception as exc:  # noqa: BLE001
+        return f'not importable: {exc}'
+
+
 def versions() -> dict:
     out = {'python': platform.python_version()}
+    for name in ('av', 'torch', 'decord'):
+        out[name] = _module_version(name)
     try:
         import av
-        out['av'] = av.__version__
-        out['av_ffmpeg'] = av.ffmpeg_version_info if hasattr(av, 'ffmpeg_version_info') else None
-    except Exception as exc:  # noqa: BLE001
-        out['av'] = f'not importable: {exc}'
-    try:
-        import torch
-        out['torch'] = torch.__version__
-    except Exception as exc:  # noqa: BLE001
-        out['torch'] = f'not importable: {exc}'
+        out['av_ffmpeg'] = getattr(av, 'ffmpeg_version_info', None)
+    except ImportError:
+        out['av_ffmpeg'] = None
     try:
         r = subprocess.run([sys.executable, '-c', 'import torchcodec, torchcodec.decoders;'
                             'print(torchcodec.__version__)'], capture_output=True, text=True, timeout=120)
@@ -494,11 +499,6 @@ def versions() -> dict:
             'not importable: ' + ' | '.join(r.stderr.strip().splitlines()[-2:])
     except Exception as exc:  # noqa: BLE001
         out['torchcodec'] = f'not importable: {exc}'
-    try:
-        import decord
-        out['decord'] = decord.__version__
-    except Exception as exc:  # noqa: BLE001
-        out['decord'] = f'not importable: {exc}'
     try:
         import cv2
         out['opencv'] = cv2.__version__
