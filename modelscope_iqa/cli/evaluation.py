@@ -142,7 +142,8 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
     from matplotlib.figure import Figure
 
     os.makedirs(report_dir, exist_ok=True)
-    recorded = dict(metrics, **video_summary(rows, dataset_config),
+    videos = video_summary(rows, dataset_config)
+    recorded = dict(metrics, **videos,
                     **(identity.fields() if identity is not None else {}))
     with open(os.path.join(report_dir, 'metrics.json'), 'w') as f:
         json.dump(recorded, f, indent=2)
@@ -170,7 +171,6 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
     axes.set_xlabel(f'true MOS x {dataset_config.mos_scale:g}')
     axes.set_ylabel('predicted score')
     title = ' '.join(f'{k.upper()} {v:.4f}' for k, v in metrics.items())
-    videos = video_summary(rows, dataset_config)
     if videos:
         title += (f"\n{videos['video_rows']} videos: {videos['video_sampling']}, "
                   f"{videos['video_pooling']} pooling")

@@ -8,7 +8,6 @@ import dataclasses
 import functools
 import io
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -18,7 +17,7 @@ from PIL import Image
 
 from ..config import EXACT_PRECISION
 from ..maps import LOCAL_WINDOW, QualityMap, QualityMapper
-from ..video import DEFAULT_FRAME_COUNT, DEFAULT_POOLING, FrameStatistics
+from ..video import FrameStatistics
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / 'examples'
 # Quality maps on the page: longest side of the photo drawn, in pixels.
@@ -28,8 +27,6 @@ PAGE_MAP_SIDE = 1280
 PANEL_FRAME_SIDE = 880
 SCORE_DECIMALS = 6  # as the page shows scores; the CSV keeps every digit
 TABLE_HEADERS = ['photo', 'score', 'error']
-# pyplot's figures are global state, and the page's events run in threads.
-_PYPLOT = threading.Lock()
 
 
 @dataclass
@@ -96,16 +93,10 @@ def timeline_image(frame_numbers: Sequence[int], times: Sequence[float],
                    scores: Sequence[float], pooled: float, pooling: str,
                    title: str) -> Image.Image:
     """:func:`~modelscope_iqa.video.timeline.timeline_figure` as an RGB image."""
-    import matplotlib.pyplot as plt
-
     from ..video.timeline import FIGURE_DPI, timeline_figure
     buffer = io.BytesIO()
-    with _PYPLOT:
-        figure = timeline_figure(frame_numbers, times, scores, pooled, pooling, title)
-        try:
-            figure.savefig(buffer, format='png', dpi=FIGURE_DPI)
-        finally:
-            plt.close(figure)
+    timeline_figure(frame_numbers, times, scores, pooled, pooling, title).savefig(
+        buffer, format='png', dpi=FIGURE_DPI)
     buffer.seek(0)
     return Image.open(buffer).convert('RGB')
 
@@ -151,9 +142,7 @@ class DemoScorer:
         from ..scoring import score_files
         results = []
         for result in score_files(self.mapper.network, list(paths),
-                                  self.mapper.preprocess_config,
-                                  frame_count=DEFAULT_FRAME_COUNT, map_window=LOCAL_WINDOW,
-                                  pooling=DEFAULT_POOLING):
+                                  self.mapper.preprocess_config, map_window=LOCAL_WINDOW):
             name = os.path.basename(result.path)
             if result.error is not None:
                 results.append(UploadResult(name, result.path, error=_short_error(

@@ -177,9 +177,9 @@ class ImageQualityAssessmentMosModel(TorchModel):
         for item, clip in zip(items, frames):
             item_scores = scores[first:first + len(clip)]
             first += len(clip)
-            pooled.append(item_scores[0] if item.dim() == 3 else
-                          torch.tensor(pool(item_scores.tolist()), dtype=scores.dtype))
-        return torch.stack(pooled).to(scores.device).reshape(-1, 1)
+            pooled.append(item_scores[0] if item.dim() == 3 else torch.tensor(
+                pool(item_scores.tolist()), dtype=scores.dtype, device=scores.device))
+        return torch.stack(pooled).reshape(-1, 1)
 
     def train(self, mode: bool = True):
         if mode:

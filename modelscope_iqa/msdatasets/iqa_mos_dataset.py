@@ -103,21 +103,21 @@ class ImageQualityAssessmentMosDataset(TorchCustomDataset):
         return {'input': network_input, 'target': target}
 
     def _video_item(self, path: str, target: float) -> Dict[str, Any]:
-        config = self.preprocessor.config
         with VideoReader(path) as reader:
             if self.mode == ModeKeys.TRAIN:
-                numbers = self.sampling.frame_numbers(reader.info.frame_count,
+                numbers = self.sampling.frame_numbers(reader.frame_count,
                                                       reader.frame_times)
                 if not numbers:
                     raise UnreadableVideoError(f'{path!r}: the video has no frames')
                 rng = self._training_rng()
-                frames = list(reader.frames([int(rng.choice(numbers))]))
-                if not frames:  # that frame does not decode: the whole sample says why
-                    frames = list(reader.sample(self.sampling))
-                crop = network_crop(decode(frames[0].pixels), config, rng,
+                number = int(rng.choice(numbers))
+                frame = next(reader.frames([number]), None)
+                if frame is None:
+                    raise UnreadableVideoError(f'{path!r}: frame {number} does not decode')
+                crop = network_crop(decode(frame.pixels), self.preprocessor.config, rng,
                                     self.config.train_crop_size)
                 return {'input': crop_to_float(crop), 'target': target}
-            crops = [crop_to_float(network_crop(decode(frame.pixels), config))
+            crops = [self.preprocessor(frame.pixels)['input'].squeeze(0)
                      for frame in reader.sample(self.sampling)]
         return {'input': torch.stack(crops), 'target': target, 'pooling': self.pooling}
 

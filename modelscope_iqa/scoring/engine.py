@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import MAX_DEFAULT_WORKERS, PreprocessConfig
+from ..config import DEFAULT_POOLING, MAX_DEFAULT_WORKERS, PreprocessConfig
 from ..errors import InputError, IqaError
 from ..maps.mapper import QualityMap, map_geometry, preview, user_oriented
 from ..preprocessors import ImageInput, decode, network_crop
@@ -134,7 +134,7 @@ class _InputCrops(torch.utils.data.IterableDataset):
         """The sampled frames, ``FRAMES_PER_ITEM`` an item; the last item is sent only
         once every sampled frame decoded (else the error ends the input)."""
         with VideoReader(path) as reader:
-            transfer = reader.info.transfer if reader.info.hdr else None
+            transfer = reader.hdr_transfer
             chunk: List = []
             for frame in reader.sample(self.sampling):
                 chunk.append(frame)
@@ -289,7 +289,7 @@ def score_files(network, paths: Sequence[ImageInput],
                 preprocess_config: PreprocessConfig, batch_size: int = 1, workers: int = 0,
                 frame_count: Optional[int] = None, fps: Optional[float] = None,
                 videos: bool = True, map_window: Optional[int] = None,
-                pooling: Union[str, Pooling] = 'mean') -> Iterator[FileResult]:
+                pooling: Union[str, Pooling] = DEFAULT_POOLING) -> Iterator[FileResult]:
     """Score image and video files (paths or URLs; in-memory images too) with
     ``network``, yielding one :class:`FileResult` per input in input order, each as soon
     as it is done. A bad input gives a result with an error; the others go on.

@@ -24,6 +24,7 @@ characteristic so that a caller can say so.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -87,11 +88,13 @@ class SampledFrame:
 
 
 class VideoReader:
-    """An opened video file: its stream's :attr:`info`, every frame's time
-    (:attr:`frame_times`), and decoding of chosen frames (:meth:`frames`) or of all
-    (:meth:`all_frames`). Raises :class:`~modelscope_iqa.errors.UnreadableVideoError`
-    for a file that is missing, not a video (an image named like one, an audio-only
-    file) or has no frame. Use as a context manager, or :meth:`close` it."""
+    """An opened video file: its frames' count (:attr:`frame_count`; the header's,
+    :attr:`declared_frame_count`), times (:attr:`frame_times`) and rate, its transfer
+    characteristic, the stream's :attr:`info` (on first use), and decoding of chosen
+    frames (:meth:`frames`, :meth:`sample`) or of all (:meth:`all_frames`). Raises
+    :class:`~modelscope_iqa.errors.UnreadableVideoError` for a file that is missing or
+    not a video (an image named like one, an audio-only file). Use as a context manager,
+    or :meth:`close` it."""
 
     def __init__(self, path: str):
         import av
@@ -147,7 +150,8 @@ class VideoReader:
         self._timestamps = [] if self._sequential else sorted(set(timestamps))
         self._keyframes = [] if self._sequential else sorted(set(keyframes))
         self._number_of = {pts: number for number, pts in enumerate(self._timestamps)}
-        frame_count = len(timestamps)
+        # distinct timestamps: a frame each (packets repeating one add no frame)
+        frame_count = len(timestamps) if self._sequential else len(self._timestamps)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         frame_rate = float(rate) if rate else 0.0
         time_base = stream.time_base or Fraction(1, 1)
@@ -157,29 +161,47 @@ class VideoReader:
         else:
             first = self._timestamps[0] if self._timestamps else 0
             self.frame_times = [float((pts - first) * time_base) for pts in self._timestamps]
-        context = stream.codec_context
+        self.frame_count = frame_count
+        self.declared_frame_count = stream.frames or 0
+        self.frame_rate = frame_rate
+        self.transfer = TRANSFER_NAMES.get(stream.codec_context.color_trc)
+
+    @property
+    def hdr_transfer(self) -> Optional[str]:
+        """The transfer characteristic when it is an HDR one (PQ or HLG), else None."""
+        return self.transfer if self.transfer in HDR_TRANSFERS else None
+
+    @functools.cached_property
+    def info(self) -> VideoStreamInfo:
+        """The stream's facts (on first use: its rotation needs a frame decoded)."""
+        context = self._stream.codec_context
         rotation = self._first_frame_rotation()
         width, height = context.width, context.height
         if rotation % (2 * RIGHT_ANGLE):
             width, height = height, width
         pixel_format = context.format.name if context.format else 'unknown'
-        duration = (self.frame_times[-1] + 1 / frame_rate) if self.frame_times and \
-            frame_rate else 0.0
-        self.info = VideoStreamInfo(
-            path=self.path, frame_count=frame_count, declared_frame_count=stream.frames or 0,
-            frame_rate=frame_rate, duration=duration, width=width, height=height,
-            rotation=rotation, pixel_format=pixel_format,
-            bit_depth=_bit_depth(context), transfer=TRANSFER_NAMES.get(context.color_trc))
+        duration = (self.frame_times[-1] + 1 / self.frame_rate) if self.frame_times and \
+            self.frame_rate else 0.0
+        return VideoStreamInfo(
+            path=self.path, frame_count=self.frame_count,
+            declared_frame_count=self.declared_frame_count, frame_rate=self.frame_rate,
+            duration=duration, width=width, height=height, rotation=rotation,
+            pixel_format=pixel_format, bit_depth=_bit_depth(context),
+            transfer=self.transfer)
 
     def _first_frame_rotation(self) -> int:
         """The display rotation (degrees counter-clockwise) of the first frame that
-        decodes; 0 when none does (the error is reported when frames are asked for)."""
-        if self._sequential or not self._timestamps:
-            return 0
+        decodes, read through a container of its own (a decoding run of this reader
+        keeps its place); 0 when none does (the error is reported when frames are asked
+        for)."""
+        av = self._av
         try:
-            for _, frame in self._decode_from(None, None, skip_others=False):
-                return _quarter_turns(frame) * RIGHT_ANGLE
-        except self._av.FFmpegError:
+            with av.open(self.path, metadata_errors='ignore') as container:
+                stream = container.streams.video[
+                    list(self._container.streams.video).index(self._stream)]
+                for frame in container.decode(stream):
+                    return _quarter_turns(frame) * RIGHT_ANGLE
+        except av.FFmpegError:
             pass
         return 0
 
@@ -189,7 +211,7 @@ class VideoReader:
         """The frames ``numbers``, each decoded exactly, in ascending order; numbers
         that do not decode (damaged data, past the frames found) are left out: compare
         the numbers yielded with those asked for."""
-        wanted = sorted({number for number in numbers if 0 <= number < self.info.frame_count})
+        wanted = sorted({number for number in numbers if 0 <= number < self.frame_count})
         if self._sequential:
             yield from self._sequential_frames(wanted)
             return
@@ -202,10 +224,10 @@ class VideoReader:
         decodes, and, after the frames that did, when some did not (a truncated or
         damaged file: the message lists those decoded; no score is given from part of a
         video)."""
-        path, info = self.path, self.info
+        path = self.path
         # A header that counts more frames than the file holds: a truncated file. Its
         # frames are sampled over the count it claims, and the missing ones reported.
-        claimed = max(info.frame_count, info.declared_frame_count)
+        claimed = max(self.frame_count, self.declared_frame_count)
         wanted = sampling.frame_numbers(claimed, self.frame_times)
         if not wanted:
             raise UnreadableVideoError(f'{path!r}: the video has no frames')

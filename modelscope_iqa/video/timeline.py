@@ -58,24 +58,22 @@ def write_timeline(stem: str, frame_numbers: Sequence[int], times: Sequence[floa
         for number, time, score in zip(frame_numbers, times, scores):
             writer.writerow([number, repr(float(time)), repr(float(score))])
     figure = timeline_figure(frame_numbers, times, scores, pooled, pooling, title)
-    try:
-        figure.savefig(stem + PNG_SUFFIX, dpi=FIGURE_DPI)
-    finally:
-        import matplotlib.pyplot as plt
-        plt.close(figure)
+    figure.savefig(stem + PNG_SUFFIX, dpi=FIGURE_DPI)
     return stem + CSV_SUFFIX, stem + PNG_SUFFIX
 
 
 def timeline_figure(frame_numbers: Sequence[int], times: Sequence[float],
                     scores: Sequence[float], pooled: float, pooling: str, title: str):
-    """The timeline plot as a matplotlib figure (the caller closes it)."""
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    """The timeline plot as a matplotlib ``Figure`` with an Agg canvas: no pyplot, so no
+    process-wide state (a web server's threads may draw at once), nothing to close."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     stretch = worst_stretch(times, scores)
     worst = min(range(len(scores)), key=lambda i: (scores[i], i))
-    figure, axes = plt.subplots(figsize=FIGURE_SIZE, layout='constrained')
+    figure = Figure(figsize=FIGURE_SIZE, layout='constrained')
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
     spacing = (times[-1] - times[0]) / max(1, len(times) - 1)
     half = spacing / 2 if len(times) > 1 else 0.5
     when = (f'{stretch.start:.1f}-{stretch.end:.1f} s' if stretch.last > stretch.first
