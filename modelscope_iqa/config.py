@@ -53,9 +53,11 @@ class PrecisionBound:
     min_srcc: float
     devices: Tuple[str, ...]
 
-    def describe(self) -> str:
-        """``'within 0.02 of exact, SRCC >= 0.995'``."""
-        return f'within {self.max_abs_diff:g} of exact, SRCC >= {self.min_srcc:g}'
+    def describe(self, reference: str = 'exact') -> str:
+        """``'within 0.02 of exact, SRCC >= 0.995'`` (no SRCC when it must be 1: the
+        order is then the reference's)."""
+        srcc = f', SRCC >= {self.min_srcc:g}' if self.min_srcc < 1 else ''
+        return f'within {self.max_abs_diff:g} of {reference}{srcc}'
 
 
 # Scoring precisions (models.inference maps each to its dtype) and their bounds; fp32 is

@@ -22,6 +22,10 @@ class UnreadableVideoError(UnreadableImageError):
     or whose sampled frames do not all decode."""
 
 
+class NoInputsError(IqaError, ValueError):
+    """Command-line inputs (folders, globs) in which no image or video file was found."""
+
+
 class UnsupportedArrayError(InputError):
     """A numpy array whose shape or dtype has no documented meaning as an image."""
 
@@ -55,4 +59,11 @@ class MissingExtraError(IqaError, ImportError):
     installs it."""
 
     def __init__(self, needed_for: str, extra: str):
-        super().__init__(f'{needed_for}: pip install "modelscope-iqa[{extra}]"')
+        super().__init__(f'{needed_for}: install the {extra!r} extra ({install_extra(extra)})')
+
+
+def install_extra(extra: str) -> str:
+    """How to install one of the package's extras: it is installed from its source
+    folder (it is not on PyPI)."""
+    return f'in the modelscope-iqa folder: .venv/bin/pip install ".[{extra}]"'
+

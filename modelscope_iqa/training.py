@@ -114,6 +114,16 @@ class IqaMosTrainer(EpochBasedTrainer):
             return model
         return super().get_or_download_model_dir(model, model_revision, third_party)
 
+    # ModelScope logs the whole configuration and a table of every hook (over a hundred
+    # lines) at INFO on the console at each train() and evaluate(); here they go to
+    # DEBUG (MODELSCOPE_LOG_LEVEL=10 shows them). The configuration is saved beside the
+    # weights anyway.
+    def print_cfg(self):
+        self.logger.debug('configuration: %s', self.cfg.to_dict())
+
+    def print_hook_info(self):
+        self.logger.debug('hooks:\n%s', self.get_hook_info())
+
     def get_eval_data_loader(self):
         from torch.utils.data import default_collate
         dataset_collate = getattr(self.eval_dataset, 'collate', None)

@@ -288,3 +288,39 @@ def test_rows_appended_to_an_older_csv_follow_its_header(tmp_path):
     fresh = tmp_path / 'new.csv'
     ResultWriter(str(fresh), SCORE_FIELDS).close()
     assert fresh.read_text() == ','.join(SCORE_FIELDS) + '\n'
+
+
+@pytest.mark.parametrize('command', ['score', 'map'])
+def test_nothing_to_score_is_an_error_naming_what_was_searched(command, tmp_path):
+    """An empty folder, a folder of other files and a glob that matches nothing: exit 4,
+    a message naming each, and no result file."""
+    empty, others = tmp_path / 'empty', tmp_path / 'others'
+    empty.mkdir()
+    others.mkdir()
+    (others / 'notes.txt').write_text('no image here')
+    (others / 'data.csv').write_text('a,b\n')
+    glob_pattern = str(tmp_path / 'missing' / '*.png')
+    output = tmp_path / 'out.csv'
+    extra = ['--output-dir', tmp_path / 'maps'] if command == 'map' else []
+    result = run_cli(command, empty, others, glob_pattern, '--output', output, *extra)
+    assert result.returncode == 4, result.stderr
+    message, = [line for line in result.stderr.splitlines() if 'error' in line]
+    assert message.startswith('modelscope-iqa: error: nothing to score: ')
+    assert f"'{empty}': a folder with no image or video file in it (empty)" in message
+    assert f"'{others}': a folder with no image or video file in it (2 other files)" \
+        in message
+    assert f"'{glob_pattern}': a glob that matched nothing" in message
+    assert result.stdout == '' and not output.exists()
+    assert '4 nothing to score' in run_cli(command, '--help').stdout
+
+
+def test_an_empty_pattern_beside_files_is_a_warning(media, tmp_path):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    result = run_cli('score', empty, media / 'good_a.png', '--workers', 0)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == (f"WARNING modelscope_iqa.cli.inputs: nothing to score "
+                                      f"in '{empty}': a folder with no image or video file "
+                                      'in it (empty)')
+    assert [row['path'] for row in csv.DictReader(result.stdout.splitlines())] == \
+        [str(media / 'good_a.png')]

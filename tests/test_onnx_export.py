@@ -3,6 +3,8 @@
 written when it does not, and scores end to end from the command line."""
 import csv
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +25,8 @@ from modelscope_iqa.errors import ExportError, ModelDirError  # noqa: E402
 from modelscope_iqa.export import OnnxNetwork, read_onnx_metadata  # noqa: E402
 from modelscope_iqa.export.graph import INPUT_NAME, OUTPUT_NAME, ExportNetwork  # noqa: E402
 from modelscope_iqa.export.validation import FP32_TOLERANCE  # noqa: E402
+
+DEPLOY_DOC = Path(__file__).resolve().parent.parent / 'docs' / 'deploy.md'
 
 
 @pytest.fixture(scope='module')
@@ -137,15 +141,16 @@ def test_an_export_that_does_not_give_our_scores_is_not_written(tmp_path, monkey
 def test_readme_snippet_for_a_runtime_without_our_package(onnx_file, tmp_path, monkeypatch,
                                                           capsys, size):
     import os
-    from test_readme import python_blocks
-    snippet = python_blocks()[6]
+    snippet, = [block for block in re.findall(r'```python\n(.*?)```', DEPLOY_DOC.read_text(),
+                                              re.S) if 'InferenceSession' in block]
     assert 'import modelscope_iqa' not in snippet and 'onnxruntime' in snippet
     os.symlink(onnx_file, tmp_path / 'model.onnx')
-    Image.fromarray(make_image(*size, seed=40)).save(tmp_path / 'photo.jpg', quality=90)
+    photo = tmp_path / 'photo.jpg'  # the snippet's photo, in each shape
+    Image.fromarray(make_image(*size, seed=40)).save(photo, quality=90)
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, 'README-onnx', 'exec'), {})
     exact = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR)
-    expected = exact(str(tmp_path / 'photo.jpg'))[OutputKeys.SCORE]
+    expected = exact(str(photo))[OutputKeys.SCORE]
     assert float(capsys.readouterr().out) == pytest.approx(expected, abs=FP32_TOLERANCE)
 
 

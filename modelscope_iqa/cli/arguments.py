@@ -10,11 +10,15 @@ import math
 
 from ..config import EXACT_PRECISION, PRECISION_BOUNDS, PRECISIONS
 
-# 1: the run finished but some inputs failed (their rows say why); 2: the command line
-# is wrong (argparse's own code); 3: the job could not run (unusable data, model folder
-# or output file).
-EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
+EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN, EXIT_NO_INPUTS = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by a signal (128 + SIGINT)
+EXIT_STATUS_HELP = (
+    f'Exit status: {EXIT_OK} done; {EXIT_INPUT_FAILED} the run finished but some inputs '
+    f'failed (their rows say why); {EXIT_USAGE} a wrong command line; {EXIT_CANNOT_RUN} '
+    'the job cannot run (unusable model folder, data or output file); '
+    f'{EXIT_NO_INPUTS} nothing to score (no image or video file in the folders and globs '
+    f'given); {EXIT_INTERRUPTED} interrupted by Ctrl-C or SIGTERM (the rows written stay; '
+    '--resume finishes the run).')
 
 
 def default_model() -> str:
@@ -76,10 +80,13 @@ def add_model(command: argparse.ArgumentParser) -> None:
 def add_precision(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         '--precision', choices=sorted(PRECISIONS), default=EXACT_PRECISION,
-        help=f'{EXACT_PRECISION} (default, exact: ModelScope\'s scores); bf16 (CPU with '
-        'AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; about 10 s of '
-        'calibration the first time a model is used, cached after): faster. Tested bounds: '
-        + '; '.join(f'{name} {bound.describe()}' for name, bound in PRECISION_BOUNDS.items()))
+        help=f'{EXACT_PRECISION} (default, exact: ModelScope\'s scores, '
+        f'{PRECISION_BOUNDS[EXACT_PRECISION].describe("its built-in pipeline")} in the '
+        'tests); bf16 (CPU with AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; '
+        'calibrated the first time a model is used, cached after): faster, held to bounds '
+        'against the exact scores: ' + '; '.join(
+            f'{name} {bound.describe()}' for name, bound in PRECISION_BOUNDS.items()
+            if name != EXACT_PRECISION))
 
 
 def usage_error(args: argparse.Namespace, message: str) -> None:

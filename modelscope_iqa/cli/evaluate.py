@@ -12,7 +12,8 @@ import shutil
 import tempfile
 from typing import Iterator, Sequence
 
-from .arguments import (EXIT_OK, add_model, add_precision, check_precision, chosen_device,
+from .arguments import (EXIT_OK, EXIT_STATUS_HELP, add_model, add_precision, check_precision,
+                        chosen_device,
                         default_model, non_negative_int, pooling_name, positive_float,
                         positive_int)
 
@@ -25,7 +26,8 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
         description="Evaluate on a CSV with columns 'image:FILE' (paths relative to the "
         "CSV; images or videos) and 'mos', or a folder holding one such CSV. A video is "
         'scored from its sampled frames, pooled (--frames/--fps, --pooling). Prints '
-        'PLCC, SRCC, KRCC and RMSE as JSON; the same evaluation as build_trainer(...).evaluate().')
+        'PLCC, SRCC, KRCC and RMSE as JSON; the same evaluation as build_trainer(...).evaluate().',
+        epilog=EXIT_STATUS_HELP)
     evaluate.add_argument('--data', required=True, help='CSV file, or folder with one CSV')
     add_model(evaluate)
     evaluate.add_argument('--report', default=None, metavar='DIR',
@@ -44,9 +46,11 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
     evaluate.add_argument('--pooling', type=pooling_name, default=None,
                           help='how a video\'s frame scores make its prediction: mean '
                           '(default), harmonic, min or pNN')
-    evaluate.add_argument('--batch-size', type=positive_int, default=4)
-    evaluate.add_argument('--workers', type=non_negative_int, default=0)
-    evaluate.add_argument('--device', default='cpu')
+    evaluate.add_argument('--batch-size', type=positive_int, default=4,
+                          help='rows per network forward (default 4)')
+    evaluate.add_argument('--workers', type=non_negative_int, default=0,
+                          help='data loading processes (default 0: in the main process)')
+    evaluate.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
     add_precision(evaluate)
     evaluate.set_defaults(func=run)
 

@@ -166,7 +166,8 @@ def write_report(report_dir: str, metrics: Dict[str, float], rows, dataset_confi
         slope, intercept = np.polyfit(targets, preds, 1)
         xs = np.linspace(min(targets), max(targets), 50)
         axes.plot(xs, slope * xs + intercept, color='tab:red',
-                  label=f'fit: pred = {slope:.3f} x true + {intercept:.3f}')
+                  label=f'fit: pred = {slope:.3f} x true {"-" if intercept < 0 else "+"} '
+                  f'{abs(intercept):.3f}')
         axes.legend(loc='best')
     axes.set_xlabel(f'true MOS x {dataset_config.mos_scale:g}')
     axes.set_ylabel('predicted score')

@@ -6,7 +6,8 @@ import argparse
 from typing import Sequence
 
 from ..config import EXACT_PRECISION, PRECISION_BOUNDS
-from .arguments import EXIT_OK, add_model
+from ..errors import install_extra
+from .arguments import EXIT_OK, EXIT_STATUS_HELP, add_model
 
 EXPORT_FORMATS = ('onnx', )
 
@@ -20,7 +21,8 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
         'metadata. onnxruntime scores generated images with the file before it is '
         f'written: float32, {PRECISION_BOUNDS[EXACT_PRECISION].describe()}, or nothing is '
         'written (exit 3). There is no int8 export: it missed int8\'s bound '
-        '(docs/deploy.md). Needs the onnx extra: pip install "modelscope-iqa[onnx]".')
+        '(docs/deploy.md). Needs the onnx extra: ' + install_extra('onnx') + '.',
+        epilog=EXIT_STATUS_HELP)
     export.add_argument('--format', choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0],
                         help='onnx (the one format; TorchScript is deprecated in PyTorch)')
     export.add_argument('--output', '-o', required=True, metavar='FILE', help='file to write')

@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional
 
 from . import demo, evaluate, export, map as map_command, score
-from .arguments import EXIT_CANNOT_RUN, EXIT_INTERRUPTED
+from .arguments import EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_NO_INPUTS, EXIT_STATUS_HELP
 
 
 class _PrintVersion(argparse.Action):
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='modelscope-iqa',
         description='No-reference image quality (MOS in [0, 1], higher is better) for '
-        'images and videos, with ModelScope.')
+        'images and videos, with ModelScope.', epilog=EXIT_STATUS_HELP)
     parser.add_argument('--version', action=_PrintVersion,
                         help="print the version and the default model's SHA-256, and exit")
     common = argparse.ArgumentParser(add_help=False)
@@ -87,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except errors.IqaError as exc:
         print(f'modelscope-iqa: error: {exc}', file=sys.stderr)
-        return EXIT_CANNOT_RUN
+        return EXIT_NO_INPUTS if isinstance(exc, errors.NoInputsError) else EXIT_CANNOT_RUN
     except KeyboardInterrupt:
         # SIGINT, or SIGTERM through _exit_on_sigterm: every finished row is written
         # and flushed, and the output files were closed on the way out.

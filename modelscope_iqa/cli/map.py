@@ -7,7 +7,7 @@ from typing import Sequence
 
 from ..config import DEFAULT_MAP_ALPHA
 from ..identity import IDENTITY_FIELDS
-from .arguments import unit_float
+from .arguments import EXIT_STATUS_HELP, unit_float
 from .score import run_scoring
 
 MAP_FIELDS = ['path', 'score', 'error', 'map', 'frames', 'worst_frame', *IDENTITY_FIELDS]
@@ -24,7 +24,7 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
         'per input (path, score, error, map, frames, worst_frame, model_version, '
         'model_sha256) like score; exit status as score\'s. A video is mapped on its '
         'worst sampled frame (worst_frame: its number; score: the video\'s, the mean of '
-        'its frames).')
+        'its frames).', epilog=EXIT_STATUS_HELP)
     quality_map.add_argument('--output-dir', '-d', required=True, metavar='DIR',
                              help='folder for the map files (created if missing)')
     quality_map.add_argument('--alpha', type=unit_float, default=DEFAULT_MAP_ALPHA,

@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 
 from ..config import DEFAULT_MAP_ALPHA, DEFAULT_POOLING, MAX_DEFAULT_WORKERS
 from ..identity import IDENTITY_FIELDS
-from .arguments import (EXIT_INPUT_FAILED, EXIT_OK, add_model, add_precision,
+from .arguments import (EXIT_INPUT_FAILED, EXIT_OK, EXIT_STATUS_HELP, add_model, add_precision,
                         check_precision, chosen_device, default_model, non_negative_int,
                         pooling_name, positive_float, positive_int, usage_error)
 
@@ -66,9 +66,8 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
         description='Score image and video files. PATH may be a file, a folder (searched '
         'recursively for image and video files) or a glob. Writes one row per input '
         '(path, score, error, frames, model_version, model_sha256) as each completes; a '
-        'file that cannot be read gets an empty score and an error. Exit status 1 if any '
-        'input failed, 2 for a wrong command line, 3 when the job cannot run (unusable '
-        'model folder or output).')
+        'file that cannot be read gets an empty score and an error.',
+        epilog=EXIT_STATUS_HELP)
     score.add_argument('--pooling', type=pooling_name, default=DEFAULT_POOLING,
                        help='how a video\'s frame scores make its score: mean (default), '
                        'harmonic, min, or pNN, the NN-th percentile (e.g. p10)')
@@ -131,7 +130,6 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
     from ..hub import load_model, open_model_folder
     from ..maps import LOCAL_WINDOW
     from ..scoring import default_workers, score_files
-    from .inputs import expand_inputs
     from .map_files import map_names, write_map
     from .results import RunOutput, check_output_path
 
@@ -150,6 +148,7 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
     if distributed.launched_with_several_processes() and args.output is None:
         usage_error(args, 'several processes (torchrun) need --output')
     ranks = distributed.setup(device)
+    inputs = _inputs_on_every_rank(args.paths, ranks)  # before the model: fail fast
     if onnx_file is not None:
         from ..export import OnnxNetwork
         network = OnnxNetwork(onnx_file)
@@ -160,8 +159,6 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
         preprocess_config, identity = folder.preprocess_config, folder.identity
         network = model.inference_network(args.precision, device, preprocess_config)
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == 'cuda' else 1)
-    inputs = distributed.broadcast_from_main(
-        expand_inputs(args.paths) if ranks.is_main else None)
     timeline_dir = getattr(args, 'timeline', None)
     names = map_names(inputs) if maps_dir is not None or timeline_dir else {}
     pooling = getattr(args, 'pooling', DEFAULT_POOLING)
@@ -219,6 +216,24 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
         return EXIT_INPUT_FAILED if failures else EXIT_OK
     finally:
         run_output.close()
+
+
+def _inputs_on_every_rank(patterns: Sequence[str], ranks) -> List[str]:
+    """The files to score, listed by rank 0 and sent to every rank; when there are none,
+    every rank raises rank 0's :class:`~modelscope_iqa.errors.NoInputsError`."""
+    from .. import distributed
+    from ..errors import NoInputsError
+    from .inputs import expand_inputs
+    listed = None
+    if ranks.is_main:
+        try:
+            listed = expand_inputs(patterns)
+        except NoInputsError as exc:
+            listed = str(exc)
+    listed = distributed.broadcast_from_main(listed)
+    if isinstance(listed, str):
+        raise NoInputsError(listed)
+    return listed
 
 
 def video_columns(result) -> dict:

@@ -1,4 +1,4 @@
-"""A page to try the model in: a Gradio app (``pip install "modelscope-iqa[demo]"``).
+"""A page to try the model in: a Gradio app (the ``demo`` extra: ``.venv/bin/pip install ".[demo]"`` in the project folder).
 
 ``modelscope-iqa demo`` serves it; ``app.py`` at the repository's top level is the entry
 a ModelScope Studio or Hugging Face Spaces repository runs. :mod:`.scoring` holds what

@@ -161,10 +161,13 @@ def build_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu'
 def launch_demo(model=None, precision: str = EXACT_PRECISION, device: str = 'cpu',
                 host: str = DEFAULT_HOST, port: Optional[int] = DEFAULT_PORT,
                 model_note: Optional[str] = None, **launch_options):
-    """Serve the page on ``host``:``port`` until interrupted. Telemetry is off:
-    Gradio reads its switch from the environment at launch, so it is set here."""
+    """Serve the page on ``host``:``port``; ``launch_options`` go to Gradio's
+    ``launch`` (``prevent_thread_lock=True``: return at once while it serves). Returns
+    the running page (its ``local_url``; ``close()`` stops it). Telemetry is off: Gradio
+    reads its switch from the environment at launch, so it is set here."""
     os.environ[ANALYTICS_ENV] = 'False'
     demo = build_demo(model, precision, device, model_note)
     demo.queue(default_concurrency_limit=1)  # one CPU-bound scoring job at a time
-    return demo.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_SIZE,
-                       show_error=True, **launch_options)
+    demo.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_SIZE,
+                show_error=True, **launch_options)
+    return demo

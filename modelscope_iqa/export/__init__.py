@@ -2,7 +2,7 @@
 whose scores are checked against the exact mode before they are written, and
 onnxruntime scoring through the same decoding and cropping as ours.
 
-Needs the ``onnx`` extra: ``pip install "modelscope-iqa[onnx]"``.
+Needs the ``onnx`` extra: ``.venv/bin/pip install ".[onnx]"`` in the project folder.
 """
 
 from .._lazy import lazy_namespace
