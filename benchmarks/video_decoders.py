@@ -56,6 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_description  # benchmarks/machine.py
+
 HERE = Path(__file__).resolve().parent
 
 BITS = 16
@@ -515,16 +517,6 @@ def versions() -> dict:
     return out
 
 
-def cpu_name() -> str:
-    try:
-        for line in subprocess.run(['lscpu'], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith('Model name'):
-                return line.split(':', 1)[1].strip()
-    except Exception:  # noqa: BLE001
-        pass
-    return platform.processor() or 'unknown'
-
-
 def describe_wrong(wrong, unreadable, errors):
     parts = []
     if wrong:
@@ -558,7 +550,8 @@ def main() -> int:
 
     started = time.perf_counter()
     paths = make_videos(args.work, with_long=not args.no_long)
-    info = {'cpu': cpu_name(), 'cores': os.cpu_count(), 'platform': platform.platform(),
+    info = {'cpu': cpu_description()['name'], 'cores': os.cpu_count(),
+            'platform': platform.platform(),
             'versions': versions(), 'date': datetime.date.today().isoformat()}
     say('Frame-accurate seeking: video decoders compared (benchmarks/video_decoders.py)')
     say(f"CPU: {info['cpu']}, {info['cores']} cores; {info['platform']}")

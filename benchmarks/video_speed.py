@@ -45,7 +45,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from machine import cpu_description  # benchmarks/machine.py
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SAMPLE = REPO / 'samples' / 'cups_pristine.jpg'
@@ -63,7 +64,6 @@ FPS = 30
 FRAMES = 8
 CONCAT_TIMES = 6
 QUICK_SECONDS = 5
-CPU_FLAGS = ('avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8', 'amx_tile')
 X264 = ['-c:v', 'libx264', '-preset', 'veryfast', '-bf', '3', '-g', '250',
         '-keyint_min', '250', '-sc_threshold', '0', '-pix_fmt', 'yuv420p']
 X265 = ['-c:v', 'libx265', '-preset', 'veryfast', '-tag:v', 'hvc1', '-pix_fmt', 'yuv420p',
@@ -159,24 +159,6 @@ def make_videos(work: Path, quick: bool) -> Dict[str, float]:
 
 
 # ------------------------------------------------------------------ what is measured
-def cpu_description() -> Dict[str, object]:
-    """This machine's CPU as lscpu names it, its cores, and the flags that decide the
-    forward's speed."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        listing = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
-    except OSError:
-        listing = ''
-    for line in listing.splitlines():
-        key, _, value = line.partition(':')
-        if key.strip() == 'Model name':
-            name = value.strip()
-        elif key.strip() == 'Flags':
-            flags = set(value.split())
-    return {'name': name, 'cores': os.cpu_count(),
-            'flags': [flag for flag in CPU_FLAGS if flag in flags]}
-
-
 def stream_facts(path: Path) -> Dict[str, object]:
     """Duration, size, codec, frame count and bitrate, as ffprobe reads the file."""
     done = subprocess.run(
