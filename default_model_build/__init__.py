@@ -7,9 +7,10 @@ Each step runs alone too (``python -m default_model_build STEP --work-dir WORK``
 runs them in this order, which builds the shipped model:
 
   photos     apt-get download + dpkg -x the Debian wallpaper packages, pick the
-             photographs (photos.py), bring each to the model's working scale (1080x1920;
-             smaller photos stay as they are), split them by whole photo into train,
-             holdout and audit, and draw dead-leaves charts for training.
+             photographs (recipes/photos.yaml), bring each to the model's working
+             scale (1080x1920; smaller photos stay as they are), split them by whole
+             photo into train, holdout and audit, and draw dead-leaves charts for
+             training.
   valset     degrade every holdout photo (WORK/valset) and every audit photo
              (WORK/auditset) by each family at severities 1-4, plus the pristine photo,
              and write the images and a CSV with their targets.
@@ -32,10 +33,11 @@ runs them in this order, which builds the shipped model:
              tests/golden/default_model_samples.json with the weights' SHA-256.
 
 The whole recipe is recipes/: one file a stage, each with every setting of its stage,
-why it is so, and where it ran and how long. Stages 1, 2 and 6 are not bit-reproducible
-(stage 1 ran with its head under bf16; GPU training is not deterministic): a rebuild
-gives close, not identical, weights. ``python -m default_model_build.report_by_scene_key
-WORK`` splits a report's measures by how dark each clean photo is.
+why it is so, and where it ran and how long; calibration.yaml; photos.yaml, the photo
+catalogue. Stages 1, 2 and 6 are not bit-reproducible (stage 1 ran with its head under
+bf16; GPU training is not deterministic): a rebuild gives close, not identical, weights.
+``python -m default_model_build.report_by_scene_key WORK`` splits a report's measures by
+how dark each clean photo is.
 
 This package runs from the checkout (``pip install .`` installs modelscope_iqa only).
 """

@@ -1,6 +1,7 @@
-"""The photos: which wallpapers of which Debian packages, how they are fetched and brought
-to the model's working scale, and how they split by whole photo into training, the
-held-out (validation) set and the audit set; the dead-leaves charts beside them."""
+"""The photos: which wallpapers of which Debian packages (the catalogue,
+recipes/photos.yaml), how they are fetched and brought to the model's working scale, and
+how they split by whole photo into training, the held-out (validation) set and the audit
+set; the dead-leaves charts beside them."""
 from __future__ import annotations
 
 import json
@@ -8,73 +9,63 @@ import logging
 import math
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import cv2
 import numpy as np
+import yaml
 
 from modelscope_iqa.config import PreprocessConfig
 from modelscope_iqa.preprocessors.crop import (centre_window, cover_resize, cover_size,
-                                               oriented)
+                                               is_portrait, oriented)
 from modelscope_iqa.preprocessors.decoding import decode
 from modelscope_iqa.synthetic.charts import dead_leaves
 
 LOG = logging.getLogger(__name__)
 
-DEBIAN_PACKAGES = ('plasma-workspace-wallpapers', 'mate-backgrounds', 'gnome-backgrounds',
-                   'lxqt-themes', 'lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04',
-                   'enlightenment-data')
-# The photographs among the packages' wallpapers (the rest are drawings and patterns),
-# as paths under the extracted /usr/share; plasma wallpapers use their largest image.
-# gnome-backgrounds holds no photograph. lxqt-themes' wallpapers are LGPL-2.1+.
-MATE_PHOTOS = ['Aqua', 'Blinds', 'Dune', 'FreshFlower', 'Garden', 'LadyBird', 'RainDrops',
-               'Storm', 'TwoWings', 'Wood', 'YellowFlower']
-PLASMA_PHOTOS = ['BytheWater', 'ColdRipple', 'ColorfulCups', 'DarkestHour', 'EveningGlow',
-                 'FallenLeaf', 'Grey', 'Kite', 'OneStandsOut', 'Path', 'Volna',
-                 'summer_1am']
-LXQT_PHOTOS = ['Butterfly-Kenneth-Wimer.jpg', 'Valendas.png', 'after-the-rain.jpg',
-               'appleflower.png', 'beam.png', 'butterfly.png', 'cloud.png', 'drop.png',
-               'flowers.png', 'fog.jpg', 'this-is-not-windows.jpg']
-# Ubuntu wallpaper-contest photographs, /usr/share/backgrounds/NAME_by_AUTHOR.jpg
-# (CC-BY-4.0, CC-BY-SA-3.0/4.0 or CC0-1.0, as each package's copyright file says); the
-# packages' drawings and the composite Infinite-Sea are left out.
-LOMIRI_PHOTOS = ['Bridge', 'Dragonfly', 'Kleiber', 'Picture_0B', 'Picture_1A', 'Wine',
-                 'aitzgorri', 'free', 'friends', 'greentock', 'life', 'picosdeeuropa',
-                 'seeding', 'sunset']
-# Smaller than 1080x1920 (a mate photo): trained on at its own scale, never upscaled.
-NATIVE_SCALE_PHOTOS = ['GreenMeadow']
-# Whole photos held out from training (every stage), for validation and the report:
-# two or more from each package that has photographs.
-HOLDOUT = ['Dune', 'Wood', 'ColorfulCups', 'EveningGlow', 'Path', 'flowers', 'Valendas',
-           'aitzgorri', 'greentock']
-# The audit set: every photograph among enlightenment-data's backgrounds (© Carsten
-# Haitzler and contributors, BSD-2-clause; the drawings Dunes, Flat-Fan,
-# Flat-Stone-Pattern, Paper-Flower, Sunset-Hills and the Squiggles left out), chosen
-# before any model scored them. Held out from training like HOLDOUT, and also from the
-# choices between candidates (recipes, family weights, which one ships), which the
-# holdout photos have guided: it measures what those choices cannot have tuned. Each
-# .edj holds the photo as JPEGs at 13 sizes; the largest (3840x2160) is used.
-AUDIT_PHOTOS = ['Bamboo', 'Foggy-Trees', 'God-Rays', 'Green-Maple', 'Lichen-Branches',
-                'Mountain', 'Peaks', 'Red-Maple', 'Sea-of-Lanterns', 'Snow-Trees',
-                'Spruce-Needles', 'Sunset-Clouds', 'White-Flower', 'Yellow-Flower']
-# gcompris-qt-data's photographs (see GCOMPRIS_ARCHIVES below), split by a rule fixed
-# before any model scored them: all 76 in order of mean pixel (darkest first), every
-# sixth from the first to the held-out set, every sixth from the second to the audit
-# set, so that each set spans dark to bright (the two darkest, mean pixel 41.5 and 43.6,
-# open them); the other 50 are training photos.
-GCOMPRIS_HOLDOUT = ['clickgame_03', 'explore_monuments_03', 'explore_monuments_05',
-                    'explore_monuments_06', 'explore_monuments_18', 'explore_monuments_24',
-                    'explore_monuments_30', 'explore_monuments_40', 'explore_world_animals_03',
-                    'explore_world_animals_04', 'explore_world_animals_05',
-                    'explore_world_animals_10', 'explore_world_music_01']
-GCOMPRIS_AUDIT = ['clickgame_00', 'explore_farm_animals_00', 'explore_farm_animals_03',
-                  'explore_monuments_04', 'explore_monuments_10', 'explore_monuments_17',
-                  'explore_monuments_34', 'explore_monuments_37', 'explore_monuments_38',
-                  'explore_world_animals_02', 'explore_world_animals_06',
-                  'explore_world_music_03', 'explore_world_music_04']
-# Photos per archive with both sides >= GCOMPRIS_MIN_SIDE (76 in all).
-GCOMPRIS_COUNTS = {'clickgame': 6, 'explore_farm_animals': 9, 'explore_monuments': 41,
-                   'explore_world_animals': 13, 'explore_world_music': 7}
+CATALOGUE_FILE = Path(__file__).resolve().parent / 'recipes' / 'photos.yaml'
+# The catalogue's keys, and those of its sections.
+CATALOGUE_KEYS = ('debian_packages', 'photo_sets', 'holdout', 'audit', 'gcompris')
+SECTION_KEYS = {'photo_sets': ('mate', 'plasma', 'lxqt', 'lomiri', 'native_scale'),
+                'gcompris': ('package', 'rcc_dir', 'archives', 'min_side', 'clean_bits',
+                             'holdout', 'audit')}
+
+
+def load_catalogue(path: Path = CATALOGUE_FILE) -> Dict[str, Any]:
+    """The photo catalogue; ValueError unless it and its sections have exactly their
+    keys (:data:`CATALOGUE_KEYS`, :data:`SECTION_KEYS`)."""
+    with open(path, encoding='utf-8') as f:
+        catalogue = _with_keys(yaml.safe_load(f), CATALOGUE_KEYS, str(path))
+    for section, keys in SECTION_KEYS.items():
+        _with_keys(catalogue[section], keys, f'{path}: {section}')
+    return catalogue
+
+
+def _with_keys(mapping, keys: Sequence[str], where: str):
+    if not isinstance(mapping, Mapping) or sorted(mapping) != sorted(keys):
+        got = sorted(mapping) if isinstance(mapping, Mapping) else mapping
+        raise ValueError(f'{where}: expected the keys {list(keys)}, got {got!r}')
+    return mapping
+
+
+_CATALOGUE = load_catalogue()
+DEBIAN_PACKAGES = tuple(_CATALOGUE['debian_packages'])
+MATE_PHOTOS = _CATALOGUE['photo_sets']['mate']
+PLASMA_PHOTOS = _CATALOGUE['photo_sets']['plasma']
+LXQT_PHOTOS = _CATALOGUE['photo_sets']['lxqt']  # file names
+LOMIRI_PHOTOS = _CATALOGUE['photo_sets']['lomiri']
+NATIVE_SCALE_PHOTOS = _CATALOGUE['photo_sets']['native_scale']
+HOLDOUT = _CATALOGUE['holdout']
+AUDIT_PHOTOS = _CATALOGUE['audit']
+GCOMPRIS_PACKAGE = _CATALOGUE['gcompris']['package']
+GCOMPRIS_RCC_DIR = _CATALOGUE['gcompris']['rcc_dir']
+# Archive -> how many photos it holds, and those archives, in the catalogue's order.
+GCOMPRIS_COUNTS = _CATALOGUE['gcompris']['archives']
+GCOMPRIS_ARCHIVES = tuple(GCOMPRIS_COUNTS)
+GCOMPRIS_MIN_SIDE = _CATALOGUE['gcompris']['min_side']
+GCOMPRIS_CLEAN_BITS = _CATALOGUE['gcompris']['clean_bits']
+GCOMPRIS_HOLDOUT = _CATALOGUE['gcompris']['holdout']
+GCOMPRIS_AUDIT = _CATALOGUE['gcompris']['audit']
 GCOMPRIS_PHOTOS = [f'{archive}_{index:02d}' for archive, count in GCOMPRIS_COUNTS.items()
                    for index in range(count)]
 # The sets a stage's recipe names (photo_sets), by photo name.
@@ -98,22 +89,6 @@ DEAD_LEAVES_CHARTS = 4
 CHART_STEM = 'dead_leaves'
 # A JPEG stream's start-of-image marker and the first byte of its next marker.
 JPEG_START = b'\xff\xd8\xff'
-
-# gcompris-qt-data (GPL-3+, /usr/share/doc/gcompris-qt-data/copyright): photographs as
-# WebP files inside Qt resource archives. Only these five archives are read; every other
-# file of that package is reserved for an outside check and is never extracted.
-GCOMPRIS_PACKAGE = 'gcompris-qt-data'
-GCOMPRIS_RCC_DIR = 'usr/share/gcompris-qt/rcc'
-GCOMPRIS_ARCHIVES = ('clickgame', 'explore_farm_animals', 'explore_monuments',
-                     'explore_world_animals', 'explore_world_music')
-# The photographs: the WebP images of an archive with both sides at least this long
-# (the smaller ones are icons and cut-outs), named ARCHIVE_NN in archive order.
-GCOMPRIS_MIN_SIDE = 600
-# The archives' WebP files are strongly compressed (0.16-2.0 bits a pixel, median 0.8);
-# at full size their smoothing shows. Each is downscaled (area filter) by
-# sqrt(bits per pixel / GCOMPRIS_CLEAN_BITS), never enlarged, so that every photo keeps at
-# least this many coded bits per pixel of what is kept.
-GCOMPRIS_CLEAN_BITS = 1.0
 # A RIFF chunk: 'RIFF', its little-endian size, then the form type.
 RIFF, WEBP_FORM = b'RIFF', b'WEBP'
 
@@ -252,17 +227,18 @@ def _pixels(stem: str) -> int:
 
 
 def working_scale(rgb: np.ndarray) -> np.ndarray:
-    """Downscale cleanly (area filter) to cover the preprocessor's resize size, then
-    centre-crop to exactly that size: a pristine image at the network's scale. A photo
-    smaller than that is kept as it is: upscaling would itself lose resolution."""
+    """Downscale cleanly (area filter, where the pipeline's resize is bicubic) to cover
+    the preprocessor's resize size, then centre-crop to exactly that size: a pristine
+    image at the network's scale. A photo smaller than that is kept as it is: upscaling
+    would itself lose resolution."""
     config = PreprocessConfig.from_mapping()
-    height, width = oriented(config.resize_size, portrait=rgb.shape[0] > rgb.shape[1])
-    out_h, out_w = cover_size(rgb.shape[0], rgb.shape[1], height, width)
-    if out_h > rgb.shape[0]:
+    height, width = rgb.shape[:2]
+    size = oriented(config.resize_size, is_portrait(height, width, config))
+    out_h, out_w = cover_size(height, width, *size)
+    if out_h > height:
         return rgb
     resized = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    top, left = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
-    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+    return np.ascontiguousarray(centre_window(resized, size))
 
 
 def webp_images(container: bytes) -> List[bytes]:

@@ -100,22 +100,12 @@ class Stage:
 @dataclass(frozen=True)
 class LadderStage(Stage):
     """A stage of ladders (SyntheticLadderDataset): groups of ``rungs`` views of one
-    window at rising severities of one family."""
+    window (the most detailed of ``windows`` random ones) at rising severities of one
+    family, exposure faults relative to the whole photo's key."""
     rungs: int
     scales: Tuple[float, ...]
     mixture_share: float
     windows: int
-    # The families whose ladders take the most detailed of ``windows`` windows (the
-    # others take the first window drawn, flat or not).
-    detail_families: Tuple[str, ...]
-    # Whose key the exposure faults are relative to: the whole photo's or the window's.
-    exposure_key: Literal['image', 'window']
-    # The share of ladders of a photo's whole network view, downscaled to whole_size
-    # (the network crop's aspect), instead of a window, and their families (pointwise
-    # ones: SyntheticLadderDataset).
-    whole_share: float
-    whole_families: Tuple[str, ...]
-    whole_size: Tuple[int, int]
     dead_leaves_charts: int
     family_weights: Dict[str, float]
     grid_period: int
@@ -125,17 +115,6 @@ class LadderStage(Stage):
         if set(self.family_weights) != set(FAMILIES):
             raise ValueError(f'{self.name}: family_weights must give every family '
                              f'{sorted(FAMILIES)} its weight, got {sorted(self.family_weights)}')
-        for key in ('detail_families', 'whole_families'):
-            unknown = set(getattr(self, key)) - set(FAMILIES)
-            if unknown:
-                raise ValueError(f'{self.name}: {key} names unknown families '
-                                 f'{sorted(unknown)}; known: {sorted(FAMILIES)}')
-        if not 0.0 <= self.whole_share <= 1.0:
-            raise ValueError(f'{self.name}: whole_share must be in [0, 1], '
-                             f'got {self.whole_share}')
-        if min(self.whole_size) < 1:
-            raise ValueError(f'{self.name}: whole_size must be positive, '
-                             f'got {list(self.whole_size)}')
 
 
 STAGE_CLASSES = {'SyntheticDistortionDataset': Stage, 'SyntheticLadderDataset': LadderStage}

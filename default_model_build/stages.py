@@ -20,7 +20,7 @@ class Build:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     # ModelScope's device for the ladder stages; None: a GPU when there is one.
     device: Optional[str] = None
-    # The weights stage 2 starts from, instead of stage 1's.
+    # The weights the stage after the first starts from, in place of the first's.
     init: Optional[Path] = None
     export_dir: Path = DEFAULT_EXPORT_DIR
 
@@ -50,17 +50,22 @@ def pack(build: Build) -> None:
     training.pack(build.work_dir, load_stages()[0].name)
 
 
+def starting_weights(build: Build, recipe: Stage) -> Path:
+    """The weights ``recipe`` starts from: those its ``starts_from`` stage hands on, or
+    ``build.init`` where that stage is the first."""
+    if build.init is not None and recipe.starts_from == load_stages()[0].name:
+        return build.init
+    return training.weights_of(build.work_dir, recipe.starts_from)
+
+
 def ladder_stage(recipe: LadderStage) -> Callable[[Build], None]:
-    """The step of a ladder stage: its recipe from the weights its ``starts_from`` stage
-    hands on (stage 2: ``build.init`` when given), ladders drawn with the build's seed +
-    its ``seed_offset``."""
+    """The step of a ladder stage: its recipe from its :func:`starting_weights`, ladders
+    drawn with the build's seed + its ``seed_offset``."""
 
     def run(build: Build) -> None:
-        init = training.weights_of(build.work_dir, recipe.starts_from)
-        if build.init is not None and recipe.order == 2:
-            init = build.init
         training.train_ladders(build.work_dir, build.seed + recipe.seed_offset,
-                               recipe=recipe_for(build, recipe), init=init, device=build.device)
+                               recipe=recipe_for(build, recipe),
+                               init=starting_weights(build, recipe), device=build.device)
 
     run.__name__ = recipe.name
     run.__doc__ = f'Stage {recipe.order} (recipes/{recipe.order}_{recipe.name}.yaml).'

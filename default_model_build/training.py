@@ -147,9 +147,6 @@ def train_ladders(work_dir: Path, seed: int, recipe: LadderStage, init: Path,
         paths, length=recipe.iters_per_epoch * recipe.batch_size,
         crop_size=recipe.crop_size, rungs=recipe.rungs, seed=seed, scales=recipe.scales,
         mixture_share=recipe.mixture_share, windows=recipe.windows,
-        detail_families=recipe.detail_families, exposure_key=recipe.exposure_key,
-        whole_share=recipe.whole_share, whole_families=recipe.whole_families,
-        whole_size=recipe.whole_size,
         family_weights=recipe.family_weights, grid_period=recipe.grid_period)
     eval_dataset = _eval_dataset(work_dir)
     if eval_dataset is None:
