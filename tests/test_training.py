@@ -178,23 +178,12 @@ def test_resuming_without_the_helper_fails_as_documented(trained, tiny_data, tmp
         plain.train(checkpoint_path=str(work_dir / f'epoch_{EPOCHS}.pth'))
 
 
-@pytest.mark.parametrize('whole_share', [0.0, 0.5])
-def test_ladder_groups_train_through_modelscopes_trainer(tmp_path, whole_share):
-    """Stage 2 of the default model's build: groups of views of one content, collated by
-    ModelScope's trainer into (N, K, 3, H, W) batches, the ranking term on; with whole
-    views of another size, batches of two shapes (collate_ladders), as one batch."""
+def test_ladder_groups_train_through_modelscopes_trainer(tmp_path):
+    """Stage 2 of the default model's build: groups of views of one content, collated
+    (collate_ladders) into (N, K, 3, H, W) batches, the ranking term on."""
     recorder = LossRecorder()
-    shapes = []
-
-    def collate(groups):
-        batch = collate_ladders(groups)
-        shapes.append(len(batch['input']) if isinstance(batch['input'], list) else 1)
-        return batch
-
     photos = [make_image(200, 300, seed=i) for i in range(2)]
-    dataset = SyntheticLadderDataset(photos, length=4, crop_size=(64, 64), scales=(1.0, ),
-                                     whole_share=whole_share, whole_size=(72, 128),
-                                     whole_families=['over_exposure'] if whole_share else ())
+    dataset = SyntheticLadderDataset(photos, length=4, crop_size=(64, 64), scales=(1.0, ))
 
     def configure(cfg):
         cfg.train.max_epochs = 1
@@ -206,11 +195,9 @@ def test_ladder_groups_train_through_modelscopes_trainer(tmp_path, whole_share):
     trainer = build_trainer(default_args=dict(
         model=str(_init_model_dir(tmp_path / 'init')), train_dataset=dataset,
         work_dir=str(tmp_path / 'work'), cfg_modify_fn=configure, callbacks=[recorder],
-        data_collator={'train': collate}))
+        data_collator={'train': collate_ladders}))
     trainer.train()
     assert len(recorder.losses) == 2
-    # With whole views, some batch held both shapes (a list), every batch without: one.
-    assert (2 in shapes) == bool(whole_share) and set(shapes) <= {1, 2}
     outputs = trainer.train_outputs
     assert outputs['pred'].shape == (8, 1)
     assert outputs['rank_loss'].item() > 0

@@ -17,11 +17,11 @@ import torch
 from modelscope.msdatasets.dataset_cls.custom_datasets import TorchCustomDataset
 
 from ..config import PreprocessConfig
-from ..preprocessors.crop import centre_window, cover_resize, landscape_crop, oriented
+from ..preprocessors.crop import landscape_crop, oriented
 from ..preprocessors.decoding import decode
 from ..preprocessors.scale import crop_to_float
 from .dataset import DEGRADE_MARGIN, detail
-from .distortions import FAMILIES, POINTWISE_FAMILIES, degrade, quality_target, scene_key
+from .distortions import FAMILIES, degrade, quality_target, scene_key
 
 # JPEG codes luma in 8x8 blocks and, with 4:2:0 chroma subsampling (PIL's default, as
 # most cameras'), colour in 16x16 macroblocks: the crop starts at a random offset of that
@@ -34,9 +34,6 @@ SEVERITY_BANDS = ((0.5, 1.5), (1.5, 2.75), (2.75, 4.0))
 FAMILY_WEIGHTS: Mapping[str, float] = {
     family: 2.0 if family == 'jpeg_compression' else 1.0 for family in FAMILIES}
 BACKGROUND_SEVERITY = (0.5, 2.0)
-EXPOSURE_KEYS = ('image', 'window')
-# How far the training crop's aspect may be from the network crop's for whole views.
-WHOLE_VIEW_ASPECT_TOLERANCE = 0.02
 
 
 class SyntheticLadderDataset(TorchCustomDataset):
@@ -57,28 +54,8 @@ class SyntheticLadderDataset(TorchCustomDataset):
             fixed moderate severity (the base view included).
         windows: of this many random windows the most detailed is kept, so that flat
             (e.g. bokeh) windows, where blur changes nothing visible, are rarer.
-        detail_families: the families whose ladders take that most detailed window;
-            a ladder of any other family takes the first of the random windows, flat or
-            not (noise, compression and exposure faults show on flat content too, and a
-            flat clean view is a clean view). None: every family.
-        exposure_key: whose key (mean linear light) the exposure faults are relative to:
-            ``'image'``, the whole photo's (a window of a dark photo is brightened as
-            the photo would be), or ``'window'``, the window's own (a window is
-            brightened as if it were the photo).
         family_weights: how often a family is drawn, relative to the others, where it
             differs from ``FAMILY_WEIGHTS``.
-        whole_share: share of groups that are ladders of a photo's whole view instead of
-            a window: the centre crop the network scores (the preprocessor's cover
-            resize and crop) downscaled to ``whole_size``. A window of a dark photo is
-            dark all over, as an under-exposed one is; the whole view shows the
-            highlights and the smooth shadows together, as the network sees the photo
-            when it scores it.
-        whole_families: the families of those ladders, drawn by ``family_weights``:
-            pointwise ones only (``POINTWISE_FAMILIES``), which degrade the downscaled
-            view as they would the full one. Their ladders carry no second family.
-        whole_size: (height, width) of the whole views, of the network crop's aspect;
-            None: ``crop_size``. Where it differs from ``crop_size``, groups come in two
-            shapes: batch them with :func:`collate_ladders`.
         grid_period: the crop's offset from the window's corner, where the JPEG grid
             starts, is drawn from this many pixels in each axis: ``JPEG_MACROBLOCK``,
             or 8 as stages 2 and 3 of the shipped model drew it.
@@ -96,11 +73,6 @@ class SyntheticLadderDataset(TorchCustomDataset):
                  windows: int = 2,
                  family_weights: Optional[Mapping[str, float]] = None,
                  grid_period: int = JPEG_MACROBLOCK,
-                 detail_families: Optional[Sequence[str]] = None,
-                 exposure_key: str = 'image',
-                 whole_share: float = 0.0,
-                 whole_families: Sequence[str] = (),
-                 whole_size: Optional[Tuple[int, int]] = None,
                  preprocess_config: Optional[PreprocessConfig] = None):
         if not photos:
             raise ValueError('no photos given')
@@ -109,36 +81,21 @@ class SyntheticLadderDataset(TorchCustomDataset):
         self.preprocess_config = preprocess_config or PreprocessConfig.from_mapping()
         self.length = int(length)
         self.crop_size = tuple(crop_size)
-        self.whole_size = self.crop_size if whole_size is None else tuple(whole_size)
         self.rungs = int(rungs)
         self.seed = int(seed)
         self.mixture_share = float(mixture_share)
         self.windows = int(windows)
-        unknown = (set(family_weights or {}) | set(detail_families or ())
-                   | set(whole_families)) - set(FAMILIES)
+        unknown = set(family_weights or {}) - set(FAMILIES)
         if unknown:
             raise ValueError(f'unknown families {sorted(unknown)}; known: {sorted(FAMILIES)}')
         if grid_period < 1:
             raise ValueError(f'grid_period must be >= 1, got {grid_period}')
         self.grid_period = int(grid_period)
-        if exposure_key not in EXPOSURE_KEYS:
-            raise ValueError(f'exposure_key must be one of {EXPOSURE_KEYS}, got {exposure_key!r}')
-        self.exposure_key = exposure_key
         # Around a crop while degrading: room for blur kernels and for the grid offset.
         self.window_pad = DEGRADE_MARGIN + self.grid_period
         need = max(self.crop_size) + 2 * self.window_pad
-        if not 0.0 <= whole_share <= 1.0:
-            raise ValueError(f'whole_share must be in [0, 1], got {whole_share}')
-        self.whole_share = float(whole_share)
-        if whole_share and (not whole_families
-                            or set(whole_families) - set(POINTWISE_FAMILIES)):
-            raise ValueError(f'whole_families must name some of {POINTWISE_FAMILIES} '
-                             f'(pointwise), got {list(whole_families)}')
-        self._check_whole_view_aspect()
-        # (image, portrait, key of the whole image) and, with whole views, (view,
-        # portrait, key of the whole photo)
+        # (image, portrait, key of the whole image)
         self.images: List[Tuple[np.ndarray, bool, float]] = []
-        self.whole_views: List[Tuple[np.ndarray, bool, float]] = []
         for photo in photos:
             rgb = decode(photo).rgb()
             for scale in scales:
@@ -147,47 +104,15 @@ class SyntheticLadderDataset(TorchCustomDataset):
                 if min(image.shape[:2]) >= need:
                     self.images.append((np.ascontiguousarray(image),
                                         image.shape[0] > image.shape[1], scene_key(image)))
-            if self.whole_share:
-                self.whole_views.append(self._whole_view(rgb))
         if not self.images:
             raise ValueError(f'no photo is large enough for {self.crop_size} crops')
         self.families = sorted(FAMILIES)
-        self.family_p = self._probabilities(self.families, family_weights)
-        self.detail_families = frozenset(FAMILIES if detail_families is None
-                                         else detail_families)
-        self.whole_families = sorted(whole_families)
-        if self.whole_share:
-            self.whole_family_p = self._probabilities(self.whole_families, family_weights)
-
-    @staticmethod
-    def _probabilities(families: Sequence[str],
-                       family_weights: Optional[Mapping[str, float]]) -> np.ndarray:
-        """How often each of ``families`` is drawn: ``FAMILY_WEIGHTS`` with
-        ``family_weights`` over it, normalised."""
+        # FAMILY_WEIGHTS with family_weights over it, normalised
         chosen = {**FAMILY_WEIGHTS, **(family_weights or {})}
-        weights = np.array([float(chosen[f]) for f in families])
+        weights = np.array([float(chosen[f]) for f in self.families])
         if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f'family weights of {list(families)} must be >= 0 and not all 0, '
-                             f'got {chosen}')
-        return weights / weights.sum()
-
-    def _check_whole_view_aspect(self) -> None:
-        net_h, net_w = self.preprocess_config.crop_size
-        view_h, view_w = self.whole_size
-        aspect = net_h / net_w
-        if self.whole_share and abs(view_h / view_w - aspect) > \
-                WHOLE_VIEW_ASPECT_TOLERANCE * aspect:
-            raise ValueError(f'whole views need a size of the network crop\'s aspect '
-                             f'({net_h}x{net_w}), got {view_h}x{view_w}')
-
-    def _whole_view(self, rgb: np.ndarray) -> Tuple[np.ndarray, bool, float]:
-        """The network's centre crop of a photo (RGB, not yet rotated to landscape)
-        downscaled to ``whole_size``, whether it is portrait, and the photo's key."""
-        resized, portrait = cover_resize(rgb, self.preprocess_config)
-        view = centre_window(resized, oriented(self.preprocess_config.crop_size, portrait))
-        small_h, small_w = oriented(self.whole_size, portrait)
-        view = cv2.resize(view, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(view), portrait, scene_key(rgb)
+            raise ValueError(f'family weights must be >= 0 and not all 0, got {chosen}')
+        self.family_p = weights / weights.sum()
 
     def __len__(self) -> int:
         return self.length
@@ -215,66 +140,35 @@ class SyntheticLadderDataset(TorchCustomDataset):
         if rng.random() < self.mixture_share:
             other = str(rng.choice([f for f in self.families if f != family]))
             background = {other: float(rng.uniform(*BACKGROUND_SEVERITY))}
-        return family, self._rungs(family, background, rng)
-
-    def _rungs(self, family: str, background: Dict[str, float],
-               rng: np.random.Generator) -> List[Dict[str, float]]:
-        """The recipes of a ladder of ``family`` over ``background``, best first."""
         bands = SEVERITY_BANDS[len(SEVERITY_BANDS) - (self.rungs - 1):]
-        return [dict(background)] + [{**background, family: float(rng.uniform(*band))}
-                                     for band in bands]
-
-    def _whole_ladder(self, rng: np.random.Generator) -> Dict[str, torch.Tensor]:
-        """A ladder of one photo's whole view (see ``whole_share``)."""
-        view, portrait, key = self.whole_views[int(rng.integers(len(self.whole_views)))]
-        flip = bool(rng.integers(2))
-        family = str(rng.choice(self.whole_families, p=self.whole_family_p))
-        recipes = self._rungs(family, {}, rng)
-        return self._item([landscape_crop(degrade(view, recipe, rng, key), portrait, 'RGB',
-                                          self.preprocess_config, flip)
-                           for recipe in recipes], recipes)
-
-    @staticmethod
-    def _item(crops: Sequence[np.ndarray],
-              recipes: Sequence[Dict[str, float]]) -> Dict[str, torch.Tensor]:
-        return {'input': torch.stack([crop_to_float(crop) for crop in crops]),
-                'target': torch.tensor([quality_target(r) for r in recipes],
-                                       dtype=torch.float32)}
+        return family, [dict(background)] + [
+            {**background, family: float(rng.uniform(*band))} for band in bands]
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index, torch.initial_seed() % 2**32])
-        # No draw without whole views: the recipes that ran without them draw as they did.
-        if self.whole_share and rng.random() < self.whole_share:
-            return self._whole_ladder(rng)
         candidates, portrait, key = self._windows(rng)
         crop_h, crop_w = oriented(self.crop_size, portrait)
         top = self.window_pad - int(rng.integers(self.grid_period))
         left = self.window_pad - int(rng.integers(self.grid_period))
         flip = bool(rng.integers(2))
-        family, recipes = self.recipes(rng)
-        window = (max(candidates, key=detail) if family in self.detail_families
-                  else candidates[0])
+        _, recipes = self.recipes(rng)
+        window = max(candidates, key=detail)
         crops = []
-        scene = key if self.exposure_key == 'image' else None  # None: the window's own
         for recipe in recipes:
-            degraded = degrade(window, recipe, rng, scene)
+            # Exposure faults relative to the photo's key: a window of a dark photo is
+            # brightened as the photo would be.
+            degraded = degrade(window, recipe, rng, key)
             crop = degraded[top:top + crop_h, left:left + crop_w]
             crops.append(landscape_crop(crop, portrait, 'RGB', self.preprocess_config, flip))
-        return self._item(crops, recipes)
+        return {'input': torch.stack([crop_to_float(crop) for crop in crops]),
+                'target': torch.tensor([quality_target(r) for r in recipes],
+                                       dtype=torch.float32)}
 
 
-def collate_ladders(groups: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, object]:
-    """A batch of ladder groups (:class:`SyntheticLadderDataset` items). Groups of one
-    shape stack as the default collation stacks them: ``{'input': (N, K, 3, h, w),
-    'target': (N, K)}``. Groups of several shapes (windows beside whole views of
-    another size) stack by shape, in the order each shape first comes:
-    ``{'input': [(N1, K, 3, h1, w1), ...], 'target': [(N1, K), ...]}``, which the
-    model's training forward takes as one batch."""
-    by_shape: Dict[Tuple[int, ...], List[Dict[str, torch.Tensor]]] = {}
-    for group in groups:
-        by_shape.setdefault(tuple(group['input'].shape), []).append(group)
-    stacked = [{key: torch.stack([g[key] for g in same]) for key in ('input', 'target')}
-               for same in by_shape.values()]
-    if len(stacked) == 1:
-        return stacked[0]
-    return {key: [s[key] for s in stacked] for key in ('input', 'target')}
+def collate_ladders(groups: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """A batch of ladder groups (:class:`SyntheticLadderDataset` items), stacked as the
+    default collation stacks them: ``{'input': (N, K, 3, h, w), 'target': (N, K)}``."""
+    shapes = sorted({tuple(group['input'].shape) for group in groups})
+    if len(shapes) > 1:
+        raise ValueError(f'ladder groups of one batch must have one shape, got {shapes}')
+    return {key: torch.stack([group[key] for group in groups]) for key in ('input', 'target')}
