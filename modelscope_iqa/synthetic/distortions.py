@@ -160,10 +160,6 @@ FAMILIES: Dict[str, Callable[[np.ndarray, float, np.random.Generator, Optional[f
 }
 
 
-# The families that change each pixel by its own value alone, so that degrading a
-# downscaled view is degrading the view and then downscaling it (up to rounding).
-POINTWISE_FAMILIES = ('contrast_loss', 'over_exposure', 'under_exposure')
-
 
 def family_views(rgb: np.ndarray, severities: Sequence[float],
                  rng: np.random.Generator) -> List[np.ndarray]:
