@@ -50,15 +50,15 @@ def forward_ms(network, device: str, batch_size: int) -> float:
     (each call waits for the device to finish)."""
     import torch
 
-    from inference_speed import _crop_size, _seconds_per_call
-    crops = torch.randint(0, 256, (batch_size, *_crop_size(), 3), dtype=torch.uint8,
+    from speed_runners import crop_size, seconds_per_call
+    crops = torch.randint(0, 256, (batch_size, *crop_size(), 3), dtype=torch.uint8,
                           device=device)
 
     def forward() -> None:
         network(crops)
         if device.startswith('cuda'):
             torch.cuda.synchronize()
-    return 1e3 * _seconds_per_call(forward) / batch_size
+    return 1e3 * seconds_per_call(forward) / batch_size
 
 
 def main() -> None:
@@ -76,10 +76,10 @@ def main() -> None:
     from modelscope.utils.constant import Tasks
 
     from image_set import build_image_set
-    from inference_speed import _builtin_pipeline, spearman
+    from inference_speed import spearman
     from modelscope_iqa import DEFAULT_MODEL_DIR
-    from modelscope_iqa.config import PRECISIONS
-    from modelscope_iqa.models.inference import CPU_ONLY_PRECISIONS, CUDA_ONLY_PRECISIONS
+    from modelscope_iqa.config import PRECISION_BOUNDS
+    from speed_runners import builtin_pipeline
 
     on_cuda = args.device.startswith('cuda')
     if on_cuda and not torch.cuda.is_available():
@@ -97,7 +97,7 @@ def main() -> None:
                          device='cpu')
     reference = {'benchmark': scores(exact_cpu, paths), 'sample views': scores(exact_cpu, views)}
 
-    builtin = _builtin_pipeline(DEFAULT_MODEL_DIR, device=args.device)
+    builtin = builtin_pipeline(DEFAULT_MODEL_DIR, device=args.device)
     builtin(paths[0])
     start = time.perf_counter()
     builtin_scores = scores(builtin, paths)
@@ -110,10 +110,8 @@ def main() -> None:
               f'{"forward ms/img":>16}{"vs fp32":>9}{"images/s":>10}{"vs builtin":>12}')
     print(header)
     forward: Dict[str, float] = {}
-    for precision in PRECISIONS:
-        if precision in CPU_ONLY_PRECISIONS and on_cuda:
-            continue
-        if precision in CUDA_ONLY_PRECISIONS and not on_cuda:
+    for precision, bound in PRECISION_BOUNDS.items():
+        if ('cuda' if on_cuda else 'cpu') not in bound.devices:
             continue
         pipe = pipeline(Tasks.image_quality_assessment_mos, model=DEFAULT_MODEL_DIR,
                         device=args.device, precision=precision, workers=args.workers)

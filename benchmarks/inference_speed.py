@@ -1,284 +1,109 @@
 """Inference speed, accuracy and memory: ModelScope's built-in pipeline against our
 pipeline and our command line in every CPU precision, measured in one run on this machine,
-with a guard on each mode's ratio.
+with a guard on each command-line mode's ratio.
 
     python benchmarks/inference_speed.py [--images DIR] [--count 16] [--workers 2]
-                                         [--results FILE]
+                                         [--passes 2] [--results FILE]
 
-The command-line ways run ``modelscope-iqa score`` itself (its ``main``, with the options
-a user would give) in a fresh process, once on one image to warm up (imports, the int8
-calibration cache) and then on the whole set; their images/s is the run's own
-``--verbose`` timing line, from the first input to the last row (the start-up until the
-model is ready is its own column). Every way scores the same images PASSES times, its
-fastest pass counted, each way in a fresh process, one after the other, so that none shares the CPU or the memory figures of
-another. Printed for each: images/s and the ratio to the built-in pipeline, max
-|difference| and SRCC against our exact scores, the network forward alone (seconds per
-crop, GFLOP/s and the share of this machine's matmul peak), and whether the mode keeps
-its precision's bound (config.PRECISION_BOUNDS) and its ratio floor (RATIO_FLOORS), and
-its ceiling: the ratio it would reach if decoding overlapped its forward perfectly (the
-set's decoding and cropping on one core, timed alone, plus the forward's seconds on
-every core). Then the peak RSS of scoring one 8000x6000 JPEG. ``--results`` writes it all as JSON (the
-README's speed table reads the committed file). Exit status 1 when a mode falls below its
-floor or outside its bound: a change that loses speed shows here. Nothing is compiled.
+Each way (:func:`ways`) is a runner of ``speed_runners.py``, run in a fresh process, one
+after the other, so that none shares the CPU or the memory figures of another; each
+scores the same images ``--passes`` times and keeps its fastest pass. The command-line
+ways run ``modelscope-iqa score`` itself (its ``main``, with the options a user would
+give), once on one image to warm up (imports, the int8 calibration cache) and then on
+the whole set; their time is the command's own ``--verbose`` timing line, from the
+first input to the last row (the start-up until the model is ready is its own column).
+
+Printed for each way: images/s and the ratio to the built-in pipeline, max |difference|
+and SRCC against our exact scores, the network forward alone (seconds per crop, GFLOP/s
+and the share of this machine's matmul peak), and for the command-line modes whether
+they keep their precision's bound (config.PRECISION_BOUNDS) and their ratio floor, and
+their ceiling: the ratio they would reach if decoding overlapped the forward perfectly
+(the set's decoding and cropping on one core, timed alone, plus the forward's seconds on
+every core). Then the peak RSS of scoring one 8000x6000 JPEG. ``--results`` writes it
+all as JSON (the README's speed table reads the committed run,
+``benchmarks/results/inference_speed_*.json``). Exit status 1 when a mode falls below
+its floor or outside its bound: a change that loses speed shows here. Nothing is
+compiled.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
-import logging
 import os
-import platform
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BUILTIN_CONFIGURATION = {
-    'framework': 'pytorch', 'task': 'image-quality-assessment-mos',
-    'model': {'type': 'image-quality-assessment-mos'},
-    'pipeline': {'type': 'image-quality-assessment-mos'},
-    'preprocessor': {'type': 'image-quality_assessment-mos-preprocessor'},
-}
+import speed_runners  # noqa: E402  (beside this file)
+from machine import cpu_description  # noqa: E402
+
 BIG_JPEG_SIZE = (8000, 6000)  # width, height
-FORWARD_REPEATS = 5
 # Every way scores the whole set this many times and keeps its fastest pass: one pass
-# alone let the built-in pipeline's time, and so every ratio, vary by 10% between runs.
+# alone let the built-in pipeline's time, and so every ratio, vary between runs.
 PASSES = 2
 MATMUL_SIZE = 4096
-WAYS = {
-    'builtin': "ModelScope's pipeline, one image at a time",
-    'exact-pipeline': 'our pipeline, fp32, one image at a time',
-    'exact-pipe-list': 'our pipeline, fp32, the whole list in one call (the engine)',
-    'cli-fp32': 'modelscope-iqa score (default precision, decoding workers)',
-    'cli-bf16': 'modelscope-iqa score --precision bf16',
-    'cli-int8': 'modelscope-iqa score --precision int8',
-    'cli-onnx': 'modelscope-iqa score --backend onnxruntime on the exported fp32 file',
-}
-# Each command-line way: its precision, and the options it adds to `score`.
-CLI_WAYS = {'cli-fp32': ('fp32', []), 'cli-bf16': ('bf16', ['--precision', 'bf16']),
-            'cli-int8': ('int8', ['--precision', 'int8']),
-            'cli-onnx': ('fp32', ['--backend', 'onnxruntime'])}
-# The ratio to the built-in pipeline below which a command-line mode has lost speed: set
-# on a 2-core AMD EPYC (AVX512-BF16 and VNNI, no AMX) a little below what it measured
-# (fp32 1.54x, bf16 2.57x, int8 3.17x, ONNX 1.66x); fp32's is the project's goal. A CPU
-# without native bfloat16 or VNNI runs bf16 and int8 slower, one with AMX faster.
-RATIO_FLOORS = {'cli-fp32': 1.35, 'cli-bf16': 2.3, 'cli-int8': 2.9, 'cli-onnx': 1.5}
+# The CPU features that decide the precisions' speed, as the results record them.
 CPU_FEATURES = ('avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8')
 
 
-# ---------------------------------------------------------------- in the child process
-def _rss_mb() -> float:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1e6
+@dataclass(frozen=True)
+class Way:
+    """One way of scoring the set: ``runner`` (of speed_runners.py) called with the
+    images, the passes and ``options``. A command-line mode has a ``floor``: the ratio
+    to the built-in pipeline below which it has lost speed."""
+    name: str
+    description: str
+    runner: Callable[..., Dict[str, object]]
+    options: Dict[str, object] = field(default_factory=dict)
+    precision: str = 'fp32'
+    floor: Optional[float] = None
+
+    @property
+    def command_line(self) -> bool:
+        return self.floor is not None
 
 
-def _reset_peak_rss() -> None:
-    """Linux: make the peak RSS (VmHWM) restart from the current RSS."""
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
+REFERENCE, EXACT = 'builtin', 'exact-pipeline'
 
 
-def _peak_rss_mb() -> float:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1e3
-    raise RuntimeError('no VmHWM in /proc/self/status')
+def ways(workers: int, onnx_file: str) -> Tuple[Way, ...]:
+    """Every way measured, in order: decoding in ``workers`` processes where the way
+    has them; the ONNX way scores with ``onnx_file``.
+
+    The floors were set on a 2-core AMD EPYC (AVX512-BF16 and VNNI, no AMX) a little
+    below what it measured (benchmarks/results/inference_speed_amd_epyc.json); fp32's
+    is the project's goal. A CPU without native bfloat16 or VNNI runs bf16 and int8
+    slower, one with AMX faster."""
+    runners = speed_runners
+    return (
+        Way(REFERENCE, "ModelScope's pipeline, one image at a time",
+            runners.builtin_one_by_one),
+        Way(EXACT, 'our pipeline, fp32, one image at a time', runners.ours_one_by_one),
+        Way('exact-pipe-list', 'our pipeline, fp32, the whole list in one call (the engine)',
+            runners.ours_as_a_list, {'workers': workers}),
+        Way('cli-fp32', 'modelscope-iqa score --precision fp32 (the default)',
+            runners.score_command, {'workers': workers, 'precision': 'fp32'}, 'fp32', 1.35),
+        Way('cli-bf16', 'modelscope-iqa score --precision bf16',
+            runners.score_command, {'workers': workers, 'precision': 'bf16'}, 'bf16', 2.3),
+        Way('cli-int8', 'modelscope-iqa score --precision int8',
+            runners.score_command, {'workers': workers, 'precision': 'int8'}, 'int8', 2.9),
+        Way('cli-onnx', 'modelscope-iqa score --backend onnxruntime on the exported fp32 file',
+            runners.onnx_score_command, {'workers': workers, 'onnx_file': onnx_file},
+            'fp32', 1.5),
+    )
 
 
-def _pipeline(model_dir: str, **options):
-    """Our pipeline on CPU (``model_dir``'s configuration names it)."""
-    from modelscope.pipelines import pipeline
-    from modelscope.utils.constant import Tasks
-    return pipeline(Tasks.image_quality_assessment_mos, model=model_dir, device='cpu',
-                    **options)
-
-
-def _builtin_pipeline(model_dir: str, device: str = 'cpu'):
-    from modelscope.pipelines import pipeline
-    from modelscope.utils.constant import Tasks
-    with tempfile.TemporaryDirectory(prefix='builtin_model_') as folder:
-        with open(os.path.join(folder, 'configuration.json'), 'w') as f:
-            json.dump(BUILTIN_CONFIGURATION, f)
-        shutil.copy(os.path.join(model_dir, 'pytorch_model.pt'), folder)
-        # The pipeline reads the weights while it is built; the folder can go after.
-        return pipeline(Tasks.image_quality_assessment_mos, model=folder, device=device)
-
-
-def _seconds_per_call(call) -> float:
-    """Mean seconds of ``call()`` over FORWARD_REPEATS calls, after one warm-up call."""
-    call()
-    start = time.perf_counter()
-    for _ in range(FORWARD_REPEATS):
-        call()
-    return (time.perf_counter() - start) / FORWARD_REPEATS
-
-
-def _crop_size():
-    """(height, width) of the network's crop, from the package's configuration."""
-    from modelscope_iqa.config import PreprocessConfig
-    return PreprocessConfig.from_mapping().crop_size
-
-
-def _forward_seconds(network) -> float:
-    """Seconds per image of our network forward alone (one network crop)."""
-    import torch
-    crop = torch.randint(0, 256, (1, *_crop_size(), 3), dtype=torch.uint8)
-    return _seconds_per_call(lambda: network(crop))
-
-
-def _builtin_forward_seconds(pipe) -> float:
-    import torch
-    batch = torch.rand(1, 3, *_crop_size())
-    with torch.no_grad():
-        return _seconds_per_call(lambda: pipe.model.forward({'input': batch}))
-
-
-def onnx_file(folder: str) -> str:
-    """Where the parent exports the default model's fp32 ONNX file."""
-    return os.path.join(folder, 'default_model_fp32.onnx')
-
-
-class _TimingLine(logging.Handler):
-    """Keeps the arguments of the score command's timing line (TIMING_MESSAGE)."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.timings = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from modelscope_iqa.cli.score import TIMING_MESSAGE
-        if record.msg == TIMING_MESSAGE:
-            self.timings.append(record.args)
-
-
-def _run_cli(way: str, paths: List[str], workers: int, output: str) -> tuple:
-    """``modelscope-iqa score`` as a user runs it, through its ``main``: (inputs, scoring
-    seconds, seconds until the model was ready)."""
-    from modelscope_iqa.cli.main import main
-    options = list(CLI_WAYS[way][1])
-    if way == 'cli-onnx':
-        options += ['--onnx', onnx_file(os.path.dirname(paths[0]))]
-    timing = _TimingLine()
-    logger = logging.getLogger('modelscope_iqa.cli.score')
-    logger.addHandler(timing)
-    try:
-        status = main(['score', *paths, *options, '--workers', str(workers), '--output',
-                       output, '--quiet', '--verbose'])
-    finally:
-        logger.removeHandler(timing)
-    if status != 0 or len(timing.timings) != 1:
-        raise SystemExit(f'{way}: modelscope-iqa score exited {status} with '
-                         f'{len(timing.timings)} timing lines')
-    inputs, seconds, _, ready = timing.timings[0]
-    return inputs, seconds, ready
-
-
-def run_child(way: str, paths: List[str], workers: int) -> Dict[str, object]:
-    import torch
-
-    from modelscope_iqa import DEFAULT_MODEL_DIR
-    result: Dict[str, object] = {'way': way}
-    model_dir = DEFAULT_MODEL_DIR
-    if way in CLI_WAYS:
-        from modelscope_iqa.cli.results import read_rows
-        with tempfile.TemporaryDirectory(prefix='speed_') as folder:
-            output = os.path.join(folder, 'scores.csv')
-            _run_cli(way, paths[:1], workers, output)  # imports, the int8 calibration cache
-            result['idle_rss_mb'] = _rss_mb()
-            _reset_peak_rss()
-            passes = []
-            for _ in range(PASSES):
-                os.remove(output)
-                passes.append(_run_cli(way, paths, workers, output))
-            inputs, result['seconds'], result['startup_s'] = min(passes, key=lambda p: p[1])
-            result['peak_over_idle_mb'] = _peak_rss_mb() - result['idle_rss_mb']
-            scores = {row['path']: float(row['score']) for row in read_rows(output)}
-        if inputs != len(paths) or set(scores) != set(paths):
-            raise SystemExit(f'{way}: scored {inputs} inputs, {len(scores)} rows, of '
-                             f'{len(paths)}')
-        result['scores'] = [scores[path] for path in paths]
-        if way == 'cli-onnx':
-            from modelscope_iqa.export import OnnxNetwork
-            network = OnnxNetwork(onnx_file(os.path.dirname(paths[0])))
-        else:
-            from modelscope_iqa.hub import load_model, open_model_folder
-            folder = open_model_folder(model_dir)
-            network = load_model(folder).inference_network(CLI_WAYS[way][0], 'cpu',
-                                                           folder.preprocess_config)
-        result['forward_s'] = _forward_seconds(network)
-        result['threads'] = torch.get_num_threads()
-        return result
-    if way == 'builtin':
-        pipe = _builtin_pipeline(model_dir)
-        pipe(paths[0])  # first call: ModelScope places the model
-        result['forward_s'] = _builtin_forward_seconds(pipe)
-        score_all = (lambda: [pipe(p)['score'] for p in paths])  # noqa: E731
-    elif way == 'exact-pipeline':
-        pipe = _pipeline(model_dir)
-        pipe(paths[0])
-        result['forward_s'] = _forward_seconds(pipe.inference_network)
-        score_all = (lambda: [pipe(p)['score'] for p in paths])  # noqa: E731
-    else:  # exact-pipe-list
-        pipe = _pipeline(model_dir, workers=workers)
-        pipe(paths[0])
-        result['forward_s'] = _forward_seconds(pipe.inference_network)
-        score_all = (lambda: [r['score'] for r in pipe(paths)])  # noqa: E731
-    result['idle_rss_mb'] = _rss_mb()
-    _reset_peak_rss()
-    result['seconds'] = float('inf')
-    for _ in range(PASSES):
-        start = time.perf_counter()
-        result['scores'] = score_all()
-        result['seconds'] = min(result['seconds'], time.perf_counter() - start)
-    result['peak_over_idle_mb'] = _peak_rss_mb() - result['idle_rss_mb']
-    result['threads'] = torch.get_num_threads()
-    return result
-
-
-def run_decode_child(paths: List[str]) -> Dict[str, object]:
-    """Seconds to decode and crop the whole set once, on one core (the work the
-    decoding workers do)."""
-    import cv2
-    import torch
-
-    from modelscope_iqa.config import PreprocessConfig
-    from modelscope_iqa.preprocessors import decode, network_crop
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-    config = PreprocessConfig.from_mapping()
-    network_crop(decode(paths[0]), config)
-    start = time.perf_counter()
-    for path in paths:
-        network_crop(decode(path), config)
-    return {'decode_s': time.perf_counter() - start}
-
-
-def run_memory_child(way: str, big_jpeg: str, warm_image: str) -> Dict[str, object]:
-    from modelscope_iqa import DEFAULT_MODEL_DIR
-    if way == 'builtin':
-        pipe = _builtin_pipeline(DEFAULT_MODEL_DIR)
-    else:
-        pipe = _pipeline(DEFAULT_MODEL_DIR)
-    pipe(warm_image)  # the first forward's one-time allocations are not the image's
-    idle = _rss_mb()
-    _reset_peak_rss()
-    pipe(big_jpeg)
-    return {'way': way, 'idle_rss_mb': idle, 'peak_over_idle_mb': _peak_rss_mb() - idle}
-
-
-# --------------------------------------------------------------- in the parent process
 def matmul_peaks() -> Dict[str, float]:
     """Best GFLOP/s of a 4096^3 matmul in float32 and bfloat16 (all threads)."""
+    import time
+
     import torch
     peaks = {}
     for name, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16)):
@@ -312,27 +137,13 @@ def forward_gflop() -> float:
     for module in network.modules():
         module.register_forward_hook(count)
     with torch.no_grad():
-        network(torch.zeros(1, 3, *_crop_size()))
+        network(torch.zeros(1, 3, *speed_runners.crop_size()))
     return 2 * sum(macs) / 1e9
-
-
-def _share(achieved: float, peaks: Dict[str, float], precision: str) -> str:
-    if precision not in peaks:
-        return f'{"-":>6}'
-    return f'{100 * achieved / peaks[precision]:5.0f}%'
 
 
 def spearman(a, b) -> float:
     from scipy.stats import spearmanr
     return float(spearmanr(a, b).statistic)
-
-
-def _child(args: List[str]) -> Dict[str, object]:
-    completed = subprocess.run([sys.executable, __file__, *args], capture_output=True,
-                               text=True, check=False)
-    if completed.returncode != 0:
-        raise SystemExit(f'child {args[:2]} failed:\n{completed.stderr[-3000:]}')
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def make_big_jpeg(folder: str) -> str:
@@ -347,31 +158,33 @@ def make_big_jpeg(folder: str) -> str:
     return path
 
 
-def cpu_description() -> Dict[str, object]:
-    """This machine's CPU: its model name (as torch reads it), cores and the features
-    that decide the precisions' speed."""
-    import torch
-    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, 'get_capabilities') \
-        else {}
-    name = capabilities.get('cpu_name') or platform.processor() or platform.machine()
-    return {'name': name, 'cores': os.cpu_count(),
-            'features': [f for f in CPU_FEATURES if capabilities.get(f)]}
+def cpu_features() -> Dict[str, object]:
+    """machine.py's description, its flags narrowed to :data:`CPU_FEATURES`."""
+    cpu = cpu_description()
+    return {'name': cpu['name'], 'cores': cpu['cores'],
+            'features': [f for f in CPU_FEATURES if f in cpu['flags']]}
 
 
-def verdicts(way: str, result: Dict[str, object]) -> List[str]:
+def verdicts(way: Way, result: Dict[str, object]) -> List[str]:
     """What a command-line mode misses: its ratio floor, its precision's bound."""
     from modelscope_iqa.config import PRECISION_BOUNDS
-    if way not in CLI_WAYS:
+    if not way.command_line:
         return []
-    bound = PRECISION_BOUNDS[CLI_WAYS[way][0]]
+    bound = PRECISION_BOUNDS[way.precision]
     misses = []
-    if result['ratio'] < RATIO_FLOORS[way]:
-        misses.append(f'ratio {result["ratio"]:.2f}x < floor {RATIO_FLOORS[way]:.2f}x')
+    if result['ratio'] < way.floor:
+        misses.append(f'ratio {result["ratio"]:.2f}x < floor {way.floor:.2f}x')
     if result['max_abs_diff'] > bound.max_abs_diff:
         misses.append(f'max|d| {result["max_abs_diff"]:.2g} > bound {bound.max_abs_diff:g}')
     if result['srcc'] < bound.min_srcc:
         misses.append(f'SRCC {result["srcc"]:.4f} < bound {bound.min_srcc:g}')
     return misses
+
+
+def _share(achieved: float, peaks: Dict[str, float], precision: str) -> str:
+    if precision not in peaks:
+        return f'{"-":>6}'
+    return f'{100 * achieved / peaks[precision]:5.0f}%'
 
 
 def main() -> int:
@@ -380,31 +193,20 @@ def main() -> int:
                                                          'modelscope_iqa_bench'))
     parser.add_argument('--count', type=int, default=16)
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--passes', type=int, default=PASSES,
+                        help=f'passes over the set per way, the fastest kept (default '
+                        f'{PASSES})')
     parser.add_argument('--results', help='write the measurements to this JSON file')
-    parser.add_argument('--child', choices=sorted(WAYS), help=argparse.SUPPRESS)
-    parser.add_argument('--memory-child', choices=['builtin', 'exact-pipeline'],
-                        help=argparse.SUPPRESS)
-    parser.add_argument('--decode-child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    from image_set import build_image_set
-    paths = build_image_set(args.images, args.count)
-    if args.child:
-        print(json.dumps(run_child(args.child, paths, args.workers)))
-        return 0
-    if args.decode_child:
-        print(json.dumps(run_decode_child(paths)))
-        return 0
-    big_jpeg = make_big_jpeg(args.images)
-    if args.memory_child:
-        print(json.dumps(run_memory_child(args.memory_child, big_jpeg, paths[1])))
-        return 0
 
     import torch
 
+    from image_set import build_image_set
     from modelscope_iqa import DEFAULT_MODEL_DIR
     from modelscope_iqa.export import export_onnx
-    cpu = cpu_description()
+    paths = build_image_set(args.images, args.count)
+    big_jpeg = make_big_jpeg(args.images)
+    cpu = cpu_features()
     print(f'{len(paths)} images in {args.images}; {cpu["name"]}, {cpu["cores"]} cores '
           f'({", ".join(cpu["features"]) or "no VNNI, BF16 or AMX"}); torch '
           f'{torch.__version__}, {torch.get_num_threads()} threads, '
@@ -412,49 +214,51 @@ def main() -> int:
     peaks = matmul_peaks()
     gflop = forward_gflop()
     print(f'matmul peak: fp32 {peaks["fp32"]:.0f} GFLOP/s, bf16 {peaks["bf16"]:.0f} GFLOP/s; '
-          f'forward: {gflop:.1f} GFLOP per {"x".join(map(str, _crop_size()))} image\n')
-    export = export_onnx(DEFAULT_MODEL_DIR, onnx_file(os.path.dirname(paths[0])), 'fp32')
-    results = {way: _child(['--child', way, '--images', args.images, '--count',
-                            str(args.count), '--workers', str(args.workers)])
-               for way in WAYS}
-    decode_s = _child(['--decode-child', '--images', args.images, '--count',
-                       str(args.count)])['decode_s']
+          f'forward: {gflop:.1f} GFLOP per {"x".join(map(str, speed_runners.crop_size()))} '
+          'image\n')
+    onnx_file = os.path.join(args.images, 'default_model_fp32.onnx')
+    export = export_onnx(DEFAULT_MODEL_DIR, onnx_file, 'fp32')
+    measured = ways(args.workers, onnx_file)
+    results = {way.name: speed_runners.run_in_fresh_process(
+        way.runner, paths=paths, passes=args.passes, **way.options) for way in measured}
+    decode_s = speed_runners.run_in_fresh_process(speed_runners.decode_and_crop,
+                                                  paths=paths)['decode_s']
     cores = os.cpu_count() or 1
-    exact = np.array(results['exact-pipeline']['scores'])
-    builtin_rate = len(paths) / results['builtin']['seconds']
+    exact = np.array(results[EXACT]['scores'])
+    builtin_rate = len(paths) / results[REFERENCE]['seconds']
     header = (f'{"way":15} {"img/s":>6} {"ratio":>6} {"floor":>5} {"ceil":>5} {"max|d|":>9} '
               f'{"SRCC":>7} {"start s":>7} {"RSS+MB":>7} {"fwd s":>6} {"GFLOP/s":>8} '
               f'{"%peak":>6}  verdict')
     print(header)
     print('-' * len(header))
     missed = {}
-    for way, result in results.items():
+    for way in measured:
+        result = results[way.name]
         scores = np.array(result['scores'])
         result['images_per_s'] = len(paths) / result['seconds']
         result['ratio'] = result['images_per_s'] / builtin_rate
         result['max_abs_diff'] = float(np.abs(scores - exact).max())
         result['srcc'] = spearman(scores, exact)
-        precision = CLI_WAYS[way][0] if way in CLI_WAYS else 'fp32'
         achieved = gflop / result['forward_s']
         misses = verdicts(way, result)
         if misses:
-            missed[way] = misses
-        floor = f'{RATIO_FLOORS[way]:4.2f}x' if way in RATIO_FLOORS else ''
-        ceiling = ''
-        if way in CLI_WAYS:
+            missed[way.name] = misses
+        floor = ceiling = ''
+        if way.command_line:
+            floor = f'{way.floor:4.2f}x'
             work = decode_s + len(paths) * result['forward_s'] * cores  # core-seconds
             result['ceiling_ratio'] = cores * len(paths) / work / builtin_rate
             ceiling = f'{result["ceiling_ratio"]:4.2f}x'
         startup = f'{result["startup_s"]:7.1f}' if 'startup_s' in result else f'{"":7}'
-        verdict = '; '.join(misses) if misses else ('kept' if way in CLI_WAYS else '')
-        print(f'{way:15} {result["images_per_s"]:6.2f} {result["ratio"]:5.2f}x {floor:>5} '
-              f'{ceiling:>5} '
+        verdict = '; '.join(misses) if misses else ('kept' if way.command_line else '')
+        print(f'{way.name:15} {result["images_per_s"]:6.2f} {result["ratio"]:5.2f}x '
+              f'{floor:>5} {ceiling:>5} '
               f'{result["max_abs_diff"]:9.2e} {result["srcc"]:7.4f} {startup} '
               f'{result["peak_over_idle_mb"]:7.0f} {result["forward_s"]:6.3f} '
-              f'{achieved:8.0f} {_share(achieved, peaks, precision)}  {verdict}')
+              f'{achieved:8.0f} {_share(achieved, peaks, way.precision)}  {verdict}')
     print()
-    for way, text in WAYS.items():
-        print(f'{way:15} {text}')
+    for way in measured:
+        print(f'{way.name:15} {way.description}')
     print(f'{"":15} (ONNX file exported and validated in {export.seconds:.1f} s, max |d| '
           f'{export.max_abs_diff:.2g} on {export.images} validation images)')
     print('\nint8 GFLOP/s count the same operations as float (int8 multiply-adds); '
@@ -466,26 +270,29 @@ def main() -> int:
     print('\nScoring one 8000x6000 JPEG, peak RSS over the idle RSS after loading the model '
           'and one warm-up image:')
     memory = {}
-    for way in ('builtin', 'exact-pipeline'):
-        memory[way] = _child(['--memory-child', way, '--images', args.images,
-                              '--count', str(args.count)])
-        print(f'  {way:16} +{memory[way]["peak_over_idle_mb"]:.0f} MB '
-              f'(idle {memory[way]["idle_rss_mb"]:.0f} MB)')
+    for name, runner in ((REFERENCE, speed_runners.builtin_memory),
+                         (EXACT, speed_runners.our_memory)):
+        memory[name] = speed_runners.run_in_fresh_process(runner, image=big_jpeg,
+                                                          warm_image=paths[1 % len(paths)])
+        print(f'  {name:16} +{memory[name]["peak_over_idle_mb"]:.0f} MB '
+              f'(idle {memory[name]["idle_rss_mb"]:.0f} MB)')
     if args.results:
         record = {
             'date': datetime.date.today().isoformat(), 'cpu': cpu,
             'torch': torch.__version__, 'threads': torch.get_num_threads(),
-            'images': len(paths), 'workers': args.workers, 'matmul_peak_gflops': peaks,
-            'ratio_floors': RATIO_FLOORS, 'decode_s': decode_s,
-            'ways': {way: {k: v for k, v in result.items() if k not in ('scores', 'way')}
-                     for way, result in results.items()},
-            'big_jpeg_peak_over_idle_mb': {way: m['peak_over_idle_mb']
-                                           for way, m in memory.items()}}
+            'images': len(paths), 'workers': args.workers, 'passes': args.passes,
+            'matmul_peak_gflops': peaks,
+            'ratio_floors': {way.name: way.floor for way in measured if way.command_line},
+            'decode_s': decode_s,
+            'ways': {name: {k: v for k, v in result.items() if k != 'scores'}
+                     for name, result in results.items()},
+            'big_jpeg_peak_over_idle_mb': {name: m['peak_over_idle_mb']
+                                           for name, m in memory.items()}}
         Path(args.results).write_text(json.dumps(record, indent=2) + '\n')
         print(f'\nwritten to {args.results}')
     if missed:
-        print('\nBELOW FLOOR OR OUTSIDE BOUND: ' + ' | '.join(f'{way}: {"; ".join(m)}'
-                                                     for way, m in missed.items()))
+        print('\nBELOW FLOOR OR OUTSIDE BOUND: ' + ' | '.join(f'{name}: {"; ".join(m)}'
+                                                     for name, m in missed.items()))
         return 1
     print('\nevery command-line mode keeps its ratio floor and its precision\'s bound')
     return 0

@@ -34,8 +34,13 @@ class CheckpointError(IqaError):
     """A weights file that is missing, not a state dict, or does not fit the network."""
 
 
-class ModelDirError(IqaError):
-    """A model directory that lacks a configuration.json or a weights file."""
+class ModelFolderError(IqaError):
+    """A model folder that lacks a configuration.json or a weights file, a model that is
+    neither a folder nor a hub id, or an unusable exported model file."""
+
+
+# Deprecated: its name up to version 0.3.0, kept so that code catching it still works.
+ModelDirError = ModelFolderError
 
 
 class HubUnreachableError(IqaError, ConnectionError):

@@ -1,9 +1,9 @@
 """Every name this plugin registers in ModelScope's registries.
 
-ModelScope ships its own classes for ``Tasks.image_quality_assessment_mos`` under the
-names ``image-quality-assessment-mos`` (model, pipeline, dataset) and
-``image-quality-assessment-mos-metric``; ours carry a ``modelscope-iqa-`` prefix so that
-both implementations can be registered side by side (a test asserts no collision).
+ModelScope ships its own classes for ``Tasks.image_quality_assessment_mos``
+(:mod:`modelscope_iqa.builtin` reads their names); ours carry a ``modelscope-iqa-``
+prefix so that both implementations can be registered side by side (a test asserts no
+collision).
 
 Plain strings only: this module imports nothing, so the package's lowest layer can use
 it without ModelScope. ``TASK`` and ``PREPROCESSOR_FIELD`` are ModelScope's

@@ -73,12 +73,12 @@ def train(trainer, resume_from: Optional[str] = None) -> None:
 
 @TRAINERS.register_module(module_name=Trainers.iqa_mos)
 class IqaMosTrainer(EpochBasedTrainer):
-    """ModelScope's ``EpochBasedTrainer`` with two changes; use it with
+    """ModelScope's ``EpochBasedTrainer`` with the changes below; use it with
     ``build_trainer(name=Trainers.iqa_mos, default_args=...)``.
 
     - No hub round-trip for local folders. For a local model folder the default trainer
       asks the hub whether the folder is the latest version of some hub model
-      (``check_local_model_is_latest``); offline that costs 7-35 s of retries, whose
+      (``check_local_model_is_latest``); offline that costs seconds of retries, whose
       failure is then ignored.
     - Evaluation in a process group of several ranks (``torchrun``, CPU/gloo or
       CUDA/NCCL) gives the single-process result. Each rank evaluates a disjoint stride
@@ -89,18 +89,18 @@ class IqaMosTrainer(EpochBasedTrainer):
       that must be shared between machines.
     - The evaluation loop draws no progress bar (ModelScope's writes a tqdm bar to
       stderr around every evaluation).
-
     - A published model folder (configuration naming ModelScope's built-in classes,
       ours kept aside) trains and evaluates with our classes.
     - Evaluation batches with the dataset's own ``collate`` when it has one (video rows
       of :class:`~modelscope_iqa.msdatasets.ImageQualityAssessmentMosDataset`) and no
       ``data_collator`` was given.
+    - ModelScope's configuration and hook tables are logged at DEBUG, not INFO.
 
     Everything else (model, datasets, hooks, training) is the default trainer's.
     """
 
     def rebuild_config(self, cfg):
-        """A published folder (:func:`modelscope_iqa.hub.export_model_folder`) names
+        """A published folder (:func:`modelscope_iqa.export.export_model_folder`) names
         ModelScope's built-in classes for stock users; the trainer takes our sections."""
         from modelscope.utils.config import Config
 

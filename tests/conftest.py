@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 import modelscope_iqa  # noqa: F401  (registers the plugin)
+from modelscope_iqa.builtin import builtin_configuration
 from modelscope_iqa.config import CONFIGURATION_FILE, DEFAULT_MODEL_PATH
 from modelscope_iqa.models import WEIGHTS_FILE, read_state_dict
 
@@ -32,20 +33,14 @@ REFERENCE_SEED = 20211115
 
 
 # A configuration naming ModelScope's built-in classes for this task, as the official
-# hub model's does.
-BUILTIN_CONFIGURATION = {
-    'framework': 'pytorch',
-    'task': 'image-quality-assessment-mos',
-    'model': {'type': 'image-quality-assessment-mos'},
-    'pipeline': {'type': 'image-quality-assessment-mos'},
-    'preprocessor': {'type': 'image-quality_assessment-mos-preprocessor'},
+# hub model's does (their names read from modelscope.metainfo), with what a trainer needs.
+BUILTIN_CONFIGURATION = builtin_configuration()
+BUILTIN_CONFIGURATION.update({
     'dataset': {},
     'train': {'max_epochs': 1, 'work_dir': './work_dir'},
-    'evaluation': {
-        'dataloader': {'batch_size_per_gpu': 1, 'workers_per_gpu': 0, 'shuffle': False},
-        'metrics': ['image-quality-assessment-mos-metric'],
-    },
-}
+})
+BUILTIN_CONFIGURATION['evaluation']['dataloader'] = {
+    'batch_size_per_gpu': 1, 'workers_per_gpu': 0, 'shuffle': False}
 
 # (height, width): landscape, portrait, square, below 720p, above 4K, odd sizes.
 IMAGE_SIZES = [(1080, 1920), (1920, 1080), (600, 600), (360, 640), (480, 270),
@@ -129,7 +124,7 @@ def png_header_only(path, width, height):
 def int8_calibration_cache(tmp_path_factory) -> Path:
     """Tests (and the command lines they start) cache int8 calibrations in a folder of
     their own, never in the user's cache."""
-    from modelscope_iqa.models.quantization import CACHE_ENV
+    from modelscope_iqa.models.calibration_cache import CACHE_ENV
     folder = tmp_path_factory.mktemp('int8_cache')
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CACHE_ENV, str(folder))

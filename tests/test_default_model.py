@@ -14,8 +14,8 @@ from modelscope.utils.constant import Tasks
 
 import modelscope_iqa
 from default_model_build.recipe import load_calibration
-from modelscope_iqa.errors import ModelDirError
-from modelscope_iqa.hub import MODEL_FOLDER_FILES, export_model_folder
+from modelscope_iqa.errors import ModelFolderError
+from modelscope_iqa.export import MODEL_FOLDER_FILES, export_model_folder
 from modelscope_iqa.pipelines import ImageQualityAssessmentMosPipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,5 +85,5 @@ def test_export_writes_real_files_and_validates(tmp_path):
 def test_export_refuses_an_incomplete_folder(tmp_path, our_model_dir):
     source = tmp_path / 'no_card'
     shutil.copytree(our_model_dir, source)
-    with pytest.raises(ModelDirError, match='README.md'):
+    with pytest.raises(ModelFolderError, match='README.md'):
         export_model_folder(str(tmp_path / 'out'), model_dir=str(source))

@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from modelscope_iqa.errors import CheckpointError, ModelDirError
+from modelscope_iqa.errors import CheckpointError, ModelFolderError
 from modelscope_iqa.models import (ImageQualityAssessmentMosModel, IqaMosNet,
                                    load_weights, read_state_dict, save_weights)
 
@@ -104,5 +104,5 @@ def test_unsafe_or_corrupt_checkpoints_are_refused(tmp_path, content, capsys):
 
 
 def test_model_dir_without_weights_is_refused(tmp_path):
-    with pytest.raises(ModelDirError, match='pytorch_model.pt'):
+    with pytest.raises(ModelFolderError, match='pytorch_model.pt'):
         ImageQualityAssessmentMosModel(str(tmp_path))

@@ -21,7 +21,7 @@ from conftest import identity_columns, make_image  # noqa: E402
 from modelscope_iqa import DEFAULT_MODEL_DIR, export_onnx  # noqa: E402
 from modelscope_iqa.cli.main import main  # noqa: E402
 from modelscope_iqa.config import CONFIGURATION_FILE  # noqa: E402
-from modelscope_iqa.errors import ExportError, ModelDirError  # noqa: E402
+from modelscope_iqa.errors import ExportError, ModelFolderError  # noqa: E402
 from modelscope_iqa.export import OnnxNetwork, read_onnx_metadata  # noqa: E402
 from modelscope_iqa.export.graph import INPUT_NAME, OUTPUT_NAME, ExportNetwork  # noqa: E402
 from modelscope_iqa.export.validation import FP32_TOLERANCE  # noqa: E402
@@ -123,7 +123,7 @@ def test_command_line_scores_with_onnxruntime(onnx_file, images, exact_scores, t
 def test_a_file_that_is_not_onnx_is_refused(tmp_path):
     bad = tmp_path / 'bad.onnx'
     bad.write_bytes(b'not a model')
-    with pytest.raises(ModelDirError, match='not a usable ONNX model'):
+    with pytest.raises(ModelFolderError, match='not a usable ONNX model'):
         OnnxNetwork(str(bad))
 
 

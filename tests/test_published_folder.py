@@ -20,9 +20,10 @@ from conftest import make_image
 from modelscope_iqa import DEFAULT_MODEL_DIR, ImageQualityAssessmentMosDataset
 from modelscope_iqa.cli.main import main
 from modelscope_iqa.config import CONFIGURATION_FILE
-from modelscope_iqa.hub import (OUR_SECTIONS_KEY, PUBLISHED_TOLERANCE, export_model_folder,
-                                open_model_folder, our_configuration,
-                                published_configuration)
+from modelscope_iqa.export import (PUBLISHED_TOLERANCE, export_model_folder,
+                                   published_configuration)
+from modelscope_iqa.hub import (OUR_SECTIONS_KEY, load_model, open_model_folder,
+                                our_configuration)
 from modelscope_iqa.metainfo import Models, Pipelines, Trainers
 from modelscope_iqa.models import ImageQualityAssessmentMosModel
 from modelscope_iqa.pipelines import ImageQualityAssessmentMosPipeline
@@ -100,6 +101,15 @@ def test_our_pipeline_and_command_line_take_it(published, images, exact_scores, 
     assert main(['score', *images, '--model', published, '--workers', '0', '-q']) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [float(row['score']) for row in rows] == exact_scores
+
+
+def test_load_model_takes_our_model_section_back(published):
+    """Our settings (training precision, loss weights, frozen BatchNorm) come from the
+    section kept aside, not from the built-in model's section."""
+    section = json.loads(CONFIGURATION_FILE.read_text())['model']
+    model = load_model(published)
+    assert {key: getattr(model, key) for key in section if key != 'type'} == {
+        key: value for key, value in section.items() if key != 'type'}
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from modelscope.metainfo import Metrics as MsMetrics
 from modelscope.metainfo import Models as MsModels
 from modelscope.metainfo import Pipelines as MsPipelines
 from modelscope.metainfo import Preprocessors as MsPreprocessors
+from modelscope.metainfo import Trainers as MsTrainers
 from modelscope.metrics.builder import METRICS
 from modelscope.models.builder import MODELS
 from modelscope.msdatasets.dataset_cls.custom_datasets import CUSTOM_DATASETS
@@ -23,15 +24,19 @@ from modelscope.utils.registry import default_group
 
 import modelscope_iqa
 from modelscope_iqa import metainfo
+from modelscope_iqa.builtin import builtin_names
 from modelscope_iqa.config import CONFIGURATION_FILE
 
 
 def _names(cls):
-    return {v for k, v in vars(cls).items() if not k.startswith('_') and isinstance(v, str)}
+    """The string constants of ``cls`` and its bases (ModelScope's ``Trainers`` gathers
+    its domains' trainers by inheritance)."""
+    return {v for klass in cls.__mro__ for k, v in vars(klass).items()
+            if not k.startswith('_') and isinstance(v, str)}
 
 
 MODELSCOPE_NAMES = set().union(*(_names(c) for c in (
-    MsModels, MsPipelines, MsPreprocessors, MsMetrics, MsCustomDatasets)))
+    MsModels, MsPipelines, MsPreprocessors, MsMetrics, MsCustomDatasets, MsTrainers)))
 
 OUR_REGISTRATIONS = [
     (MODELS, metainfo.TASK, metainfo.Models.iqa_mos_resnet18,
@@ -55,9 +60,12 @@ def test_plain_task_and_field_names_are_modelscopes():
 
 
 def test_our_names_collide_with_no_modelscope_name():
-    ours = set().union(*(_names(c) for c in (
-        metainfo.Models, metainfo.Pipelines, metainfo.Preprocessors, metainfo.Metrics)))
-    assert ours and not ours & MODELSCOPE_NAMES
+    classes = (metainfo.Models, metainfo.Pipelines, metainfo.Preprocessors,
+               metainfo.Metrics, metainfo.CustomDatasets, metainfo.Trainers)
+    assert all(_names(c) for c in classes)
+    ours = set().union(*(_names(c) for c in classes))
+    assert MsTrainers.default in MODELSCOPE_NAMES  # the domains' trainers are counted
+    assert not ours & MODELSCOPE_NAMES
 
 
 @pytest.mark.parametrize('registry,group,name,cls', OUR_REGISTRATIONS,
@@ -65,15 +73,13 @@ def test_our_names_collide_with_no_modelscope_name():
 def test_registered_and_builtin_class_both_present(registry, group, name, cls):
     from modelscope.utils.import_utils import LazyImportModule
     assert registry.get(name, group_key=group) is cls
-    # ModelScope's own class for the task is still registered under its own name, as
-    # ModelScope builds it (importing its module through its lazy index).
-    builtin = {
-        'models': MsModels.image_quality_assessment_mos,
-        'pipelines': MsPipelines.image_quality_assessment_mos,
-        'preprocessors': MsPreprocessors.image_quality_assessment_mos_preprocessor,
-        'metrics': MsMetrics.image_quality_assessment_mos_metric,
-        'custom_datasets': MsModels.image_quality_assessment_mos,
-    }[registry.name]
+    # ModelScope's own class for the task is still registered under its own name
+    # (modelscope_iqa.builtin reads it), as ModelScope builds it (importing its module
+    # through its lazy index).
+    names = builtin_names()
+    builtin = {'models': names['model'], 'pipelines': names['pipeline'],
+               'preprocessors': names['preprocessor'], 'metrics': names['metric'],
+               'custom_datasets': names['model']}[registry.name]
     LazyImportModule.import_module((registry.name.upper(), group, builtin))
     builtin_cls = registry.get(builtin, group_key=group)
     assert builtin_cls is not None and builtin_cls is not cls

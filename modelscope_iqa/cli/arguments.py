@@ -95,9 +95,11 @@ def usage_error(args: argparse.Namespace, message: str) -> None:
 
 
 def check_precision(args: argparse.Namespace, device) -> None:
-    from ..models import check_precision as check
+    """A usage error when ``--precision`` cannot run on ``device``
+    (:func:`~modelscope_iqa.models.inference.validate_precision` says why)."""
+    from ..models import validate_precision
     try:
-        check(args.precision, device)
+        validate_precision(args.precision, device)
     except ValueError as exc:
         usage_error(args, f'--precision: {exc}')
 

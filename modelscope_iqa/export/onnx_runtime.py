@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..config import PreprocessConfig
-from ..errors import MissingExtraError, ModelDirError
+from ..errors import MissingExtraError, ModelFolderError
 from ..preprocessors.scale import to_unit_range
 from .graph import INPUT_NAME, OUTPUT_NAME
 from .metadata import (PREPROCESSOR_KEY, WEIGHTS_SHA256_KEY, metadata_identity,
@@ -48,12 +48,12 @@ class OnnxNetwork:
             self.session = ort.InferenceSession(path, options,
                                                 providers=['CPUExecutionProvider'])
         except Exception as exc:  # onnxruntime raises its own types for bad files
-            raise ModelDirError(f'{path!r}: not a usable ONNX model ({exc})') from exc
+            raise ModelFolderError(f'{path!r}: not a usable ONNX model ({exc})') from exc
         metadata = read_onnx_metadata(path)
         for key in (PREPROCESSOR_KEY, WEIGHTS_SHA256_KEY):
             if key not in metadata:
-                raise ModelDirError(f'{path!r}: no {key} metadata; export it with '
-                                    'modelscope-iqa export --format onnx')
+                raise ModelFolderError(f'{path!r}: no {key} metadata; export it with '
+                                       'modelscope-iqa export --format onnx')
         self.path = path
         self.metadata = metadata
         # the weights it was exported from: what its scores record

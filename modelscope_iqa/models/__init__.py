@@ -10,7 +10,7 @@ _EXPORTS = {
     'ImageQualityAssessmentMosModel': '.iqa_mos_model',
     'IqaMosNet': '.network',
     'EXACT_PRECISION': '.inference', 'PRECISION_DTYPES': '.inference',
-    'InferenceNetwork': '.inference', 'check_precision': '.inference',
+    'InferenceNetwork': '.inference', 'validate_precision': '.inference',
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)

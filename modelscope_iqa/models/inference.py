@@ -1,18 +1,15 @@
-"""Scoring at speed: the network prepared for inference in one of three precisions.
+"""Scoring at speed: the network prepared for inference in one of the precisions of
+``config.PRECISION_BOUNDS``, the one table of where each runs and how far it may move a
+score (docs/deploy.md; ``tests/test_inference.py`` holds each to it).
 
 - ``fp32`` (exact, the default): BatchNorm folded into the convolutions, channels-last
-  memory. On trained checkpoints scores stay within 1e-5 of ModelScope's built-in
-  pipeline (about 1e-8 on the default model: only the order of float32 operations
-  changes); on any checkpoint they stay about as close to a float64 evaluation as the
-  built-in pipeline's (within 2x on an AMD EPYC, 2.1x on an Intel Xeon, whose
-  channels-last kernels sum in another order; ``tests/test_inference.py``).
-- ``bf16`` (fast, CPU or CUDA): the trunk's weights and activations in bfloat16;
-  AVX-512 BF16 (or AMX) CPUs run it about twice as fast.
-- ``fp16`` (fast, CUDA only).
-- ``int8`` (fastest, x86 CPUs): the trunk statically quantized but for its first
-  residual stage (bfloat16 where the CPU has it natively, else float32), calibrated when
-  the network is first prepared for a model (about 10 s, then cached; see
-  :mod:`.quantization`).
+  memory; ModelScope's built-in pipeline's scores, only the order of float32 operations
+  differing.
+- ``bf16``: the trunk's weights and activations in bfloat16; fast on CPUs that compute
+  bfloat16 natively (AVX-512 BF16 or AMX) and on CUDA.
+- ``fp16``: the trunk in float16.
+- ``int8``: the trunk statically quantized but for its first residual stage, calibrated
+  when the network is first prepared for a model, then cached (:mod:`.quantization`).
 
 Pooling and the MLP head always run in float32, one image at a time, so a score does
 not depend on the batch it came in. Inputs are the preprocessing's uint8 crops
@@ -20,9 +17,9 @@ not depend on the batch it came in. Inputs are the preprocessing's uint8 crops
 (N, 3, H, W) in [0, 1].
 
 On CUDA, float32 means IEEE float32. PyTorch lets cuDNN run float32 convolutions in TF32
-by default, which moved fp32 scores by up to 2.1e-3 from the exact CPU scores on an
-NVIDIA H200 (``benchmarks/cuda_precisions.py``); the network turns TF32 off around its
-own forward and restores the setting after.
+by default, which moves fp32 scores beyond fp32's bound (``benchmarks/cuda_precisions.py``
+measures it); the network turns TF32 off around its own forward and restores the
+setting after.
 """
 from __future__ import annotations
 
@@ -34,32 +31,36 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..config import EXACT_PRECISION, PRECISIONS, PreprocessConfig
+from ..config import EXACT_PRECISION, PRECISION_BOUNDS, PRECISIONS, PreprocessConfig
 from ..preprocessors.scale import to_unit_range
-from .network import IqaMosNet, ResNet18Trunk
+from .network import IqaMosNet, ResNet18Trunk, mos_from_logits
 from .quantization import quantize_trunk, quantized_engine
 
 _DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16,
            'int8': torch.float32}  # int8: float in and out, quantized inside
 PRECISION_DTYPES: Dict[str, torch.dtype] = {name: _DTYPES[name] for name in PRECISIONS}
-CUDA_ONLY_PRECISIONS = frozenset({'fp16'})
-CPU_ONLY_PRECISIONS = frozenset({'int8'})
+_TABLE_DEVICES = {kind for bound in PRECISION_BOUNDS.values() for kind in bound.devices}
 
 
-def check_precision(precision: str, device: Optional[torch.device]) -> None:
-    """Refuse an unknown precision, or one that ``device`` cannot run (None: check the
-    name only)."""
+def _runs_on(precision: str, device_type: str) -> bool:
+    """Whether ``PRECISION_BOUNDS`` lets ``precision`` run on ``device_type``; one
+    that runs on every device the table names is not refused on others (MPS)."""
+    devices = PRECISION_BOUNDS[precision].devices
+    return device_type in devices or set(devices) == _TABLE_DEVICES
+
+
+def validate_precision(precision: str, device: Optional[torch.device] = None) -> None:
+    """Refuse (``ValueError``) an unknown precision, or one that ``device`` cannot run
+    (None: check the name only)."""
     if precision not in PRECISION_DTYPES:
         raise ValueError(f'precision must be one of {sorted(PRECISION_DTYPES)}, '
                          f'got {precision!r}')
-    if device is None:
+    if device is None or _runs_on(precision, device.type):
         return
-    if precision in CUDA_ONLY_PRECISIONS and device.type != 'cuda':
-        raise ValueError(f'precision {precision!r} needs a CUDA device (on CPU use '
-                         "'bf16' or 'int8' for speed, 'fp32' for exact scores)")
-    if precision in CPU_ONLY_PRECISIONS and device.type != 'cpu':
-        raise ValueError(f"precision {precision!r} runs on CPU only (on CUDA use 'fp16' "
-                         "or 'bf16' for speed)")
+    where = ' or '.join(kind.upper() for kind in PRECISION_BOUNDS[precision].devices)
+    usable = ', '.join(repr(name) for name in PRECISIONS if _runs_on(name, device.type))
+    raise ValueError(f'precision {precision!r} runs on {where} only, not '
+                     f'{device.type.upper()} (there: {usable})')
 
 
 @contextlib.contextmanager
@@ -112,7 +113,7 @@ class InferenceNetwork(nn.Module):
                  device='cpu', preprocess_config: Optional[PreprocessConfig] = None):
         super().__init__()
         self.device = torch.device(device)
-        check_precision(precision, self.device)
+        validate_precision(precision, self.device)
         self.precision = precision
         self.dtype = PRECISION_DTYPES[precision]
         folded = fold_batch_norms(network.backbone)
@@ -138,7 +139,7 @@ class InferenceNetwork(nn.Module):
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         with ieee_float32(self.device):
-            return torch.sigmoid(self.head(self._features(batch))).flatten()
+            return mos_from_logits(self.head(self._features(batch))).flatten()
 
     @torch.inference_mode()
     def forward_with_maps(self, batch: torch.Tensor,
@@ -149,5 +150,5 @@ class InferenceNetwork(nn.Module):
         32 x 32 pixels of the crop), see :meth:`MosHead.local_logits`."""
         with ieee_float32(self.device):
             features = self._features(batch)
-            scores = torch.sigmoid(self.head(features)).flatten()
-            return scores, torch.sigmoid(self.head.local_logits(features, window))
+            scores = mos_from_logits(self.head(features)).flatten()
+            return scores, mos_from_logits(self.head.local_logits(features, window))

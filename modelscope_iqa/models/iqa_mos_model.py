@@ -9,11 +9,11 @@ from modelscope.models.base import TorchModel
 from modelscope.models.builder import MODELS
 
 from ..config import PreprocessConfig
-from ..errors import ModelDirError
+from ..errors import ModelFolderError
 from ..metainfo import TASK, Models, Pipelines
 from .checkpoint import WEIGHTS_FILE, load_weights
-from .inference import EXACT_PRECISION, InferenceNetwork, check_precision
-from .network import IqaMosNet
+from .inference import EXACT_PRECISION, InferenceNetwork, validate_precision
+from .network import IqaMosNet, mos_from_logits
 
 __all__ = ['ImageQualityAssessmentMosModel', 'TRAIN_PRECISIONS']
 
@@ -77,8 +77,9 @@ class ImageQualityAssessmentMosModel(TorchModel):
         train_precision: ``'fp32'``; ``'bf16'`` autocasts the training trunk on CPU
             (AVX-512 BF16/AMX make it several times faster) or CUDA; ``'fp16'`` is CUDA
             autocast (pair it with the trainer's ``use_fp16`` for loss scaling). The
-            head, sigmoid and loss always run in float32: under bf16 the sigmoid
-            moves in steps of about 0.004, too coarse for the ranking hinge.
+            head, sigmoid and loss always run in float32: bfloat16 keeps 8 significant
+            bits, so a score above 0.5 would move in steps of 2**-8, too coarse for the
+            ranking hinge.
         l1_loss_weight: weight of the L1 term.
         rank_loss_weight: weight of the pairwise ranking term (0 = plain L1).
         rank_margin_cap: the hinge's largest margin (None: the whole target gap).
@@ -113,7 +114,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
         self.rank_margin_cap = None if rank_margin_cap is None else float(rank_margin_cap)
         self.rank_cross_min_gap = float(rank_cross_min_gap)
         self.freeze_batchnorm = bool(freeze_batchnorm)
-        check_precision(inference_precision, None)
+        validate_precision(inference_precision)
         self.inference_precision = inference_precision
         # (precision, device, preprocessing) -> InferenceNetwork of the current weights;
         # emptied whenever they may change (training mode, loading a state dict).
@@ -124,7 +125,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
                              f'both 0, got {l1_loss_weight!r} and {rank_loss_weight!r}')
         weights_path = os.path.join(model_dir, WEIGHTS_FILE)
         if not os.path.isfile(weights_path):
-            raise ModelDirError(
+            raise ModelFolderError(
                 f'{model_dir!r}: no {WEIGHTS_FILE} in the model directory')
         self.network = load_weights(IqaMosNet(), weights_path)
         self.eval()
@@ -202,7 +203,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
         ``train_precision``, the head and sigmoid in float32."""
         with self._training_autocast(views.device):
             features = self.network.forward_features(views)
-        return torch.sigmoid(self.network.forward_head(features.float()))
+        return mos_from_logits(self.network.forward_head(features.float()))
 
     def _training_scores_of_groups(self, inputs: Sequence[torch.Tensor],
                                    targets: Sequence[torch.Tensor]

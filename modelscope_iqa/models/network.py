@@ -14,6 +14,12 @@ FEATURE_DIMS = 512
 HIDDEN_DIMS = 1024
 
 
+def mos_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """The head's logits -> MOS in [0, 1]: the output function of every forward that
+    scores, trains or exports."""
+    return torch.sigmoid(logits)
+
+
 class ResNet18Trunk(ResNet):
     """torchvision's ResNet-18 up to ``layer4``: no global pooling, no classifier."""
 
@@ -75,8 +81,8 @@ class IqaMosNet(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """The trunk's feature maps (N, 512, h, w) -> one logit per image (N, 1): the
-        head pools them first. ``forward`` applies the sigmoid."""
+        head pools them first. ``forward`` applies :func:`mos_from_logits`."""
         return self.head(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.forward_head(self.forward_features(x)))
+        return mos_from_logits(self.forward_head(self.forward_features(x)))

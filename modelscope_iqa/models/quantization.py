@@ -5,35 +5,27 @@ Activations use all 8 bits where the CPU has AVX512-VNNI, whose int8 dot product
 accumulate in int32. Without it, PyTorch's x86 kernels add pairs of
 uint8 x int8 products in int16, which 8-bit activations can overflow, so activations
 keep 7 bits there (``reduce_range``, torch's default for x86), at a cost in accuracy.
+
 The first residual stage (``layer1``, the finest detail the trunk sees) is left out of
 int8: the default model's judgements of strong blur and contrast loss rest on small
-activations, which coarse steps wash out. It runs with its BatchNorms folded,
-channels-last, in bfloat16 where the CPU computes bfloat16 natively (AVX512-BF16 or
-AMX), else in float32. Measured by ``experiments/tools/int8_splits.py`` on a 2-core AMD
-EPYC (AVX512-BF16), one 720x1280 forward and the largest difference from exact on the 19
-views of tests/test_inference.py: the stage in float32 (as version 0.3.0 ran it) 0.153 s
-and 0.124; in bfloat16 0.113 s and 0.113; quantized too 0.093 s and 0.177, beyond int8's
-bound; only its first block out of int8 0.143; conv1 out as well 0.148. The shipped
-default model's figure is int8's bound in config.PRECISION_BOUNDS.
+activations, which coarse steps wash out, and with that stage quantized int8 misses its
+bound (``config.PRECISION_BOUNDS``). It runs with its BatchNorms folded, channels-last,
+in bfloat16 where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), else in
+float32. The splits tried, with their speed and error, are measured by
+``experiments/tools/int8_splits.py`` (its run: ``experiments/results/issue33/``).
 
 Activation ranges are calibrated once, when the network is prepared, on crops of the
 calibration photo (shipped with the package) pristine and under every synthetic
 degradation family, so that the ranges cover sharp, blurred, noisy, dark and bright
-content. Calibration takes about 10 s on 2 cores, so its result (the observers' state)
-is cached per weights, crop size, torch version and calibration set, in
-``$MODELSCOPE_IQA_CACHE`` or else ``$XDG_CACHE_HOME/modelscope-iqa`` (``~/.cache``); later
-starts take about a second. The files are safe to delete; one that does not load or
-does not fit the network is ignored and rewritten.
+content. The result is cached (:mod:`.calibration_cache`) per weights and per the
+settings calibration depends on (:func:`calibration_settings`).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import functools
-import hashlib
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterator, List
@@ -42,25 +34,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import PreprocessConfig
+from ..config import PRECISION_BOUNDS, PreprocessConfig
 from ..preprocessors.crop import network_crop
 from ..preprocessors.decoding import Pixels, decode
 from ..preprocessors.scale import crop_to_float
 from ..synthetic.distortions import family_views
+from .calibration_cache import cache_path, load_observers, save_observers
 
 CALIBRATION_PHOTO = Path(__file__).resolve().parent.parent / 'default_model' / \
     'calibration.jpg'
 CALIBRATION_SEVERITY = 3.0
 CALIBRATION_SEED = 0
 QUANTIZED_ENGINE = 'x86'
-CACHE_ENV = 'MODELSCOPE_IQA_CACHE'
 # Part of every cache key: bump it when the calibration procedure changes.
 CALIBRATION_VERSION = 3
 # The trunk stage left out of int8 (see the module docstring).
 FLOAT_STAGE = 'layer1'
-# The prepared trunk's observers: what calibration sets and the cache holds (about
-# 250 kB; the weights are the network's own).
-OBSERVER_PREFIX = 'activation_post_process_'
 LOG = logging.getLogger(__name__)
 # What torch.ao says while it prepares the trunk, none of it about our use: its move to
 # torchao, and its observers' reduce_range notice.
@@ -139,67 +128,20 @@ def qconfig_mapping(full_range: bool):
 
 def calibration_crops(config: PreprocessConfig) -> List[np.ndarray]:
     """uint8 network crops: the calibration photo pristine and under every degradation
-    family at severity 3 (10 crops). With only the four most extreme families the
-    largest error on 15 other photos grew from 0.003 to 0.012."""
+    family at ``CALIBRATION_SEVERITY``. Every family, not only the most extreme ones:
+    ranges calibrated on those alone left other photos further from exact."""
     rgb = decode(CALIBRATION_PHOTO).rgb()
     rng = np.random.default_rng(CALIBRATION_SEED)
     views = [rgb] + family_views(rgb, (CALIBRATION_SEVERITY, ), rng)
     return [network_crop(Pixels(np.ascontiguousarray(view), 'RGB'), config) for view in views]
 
 
-def calibration_cache_dir() -> Path:
-    """Where calibrations are cached (see the module docstring)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return Path(base) / 'modelscope-iqa'
-
-
-def _calibration_key(trunk: nn.Module, config: PreprocessConfig, full_range: bool) -> str:
-    digest = hashlib.sha256()
-    digest.update(repr((CALIBRATION_VERSION, torch.__version__, QUANTIZED_ENGINE,
-                        config.crop_size, config.resize_size, config.interpolation,
-                        config.channel_order, CALIBRATION_SEVERITY,
-                        CALIBRATION_SEED, full_range, FLOAT_STAGE)).encode())
-    digest.update(CALIBRATION_PHOTO.read_bytes())
-    for name, value in sorted(trunk.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:32]
-
-
-def _observer_state(prepared: nn.Module) -> dict:
-    return {k: v for k, v in prepared.state_dict().items() if k.startswith(OBSERVER_PREFIX)}
-
-
-def _load_calibration(prepared: nn.Module, path: Path) -> bool:
-    """Load cached observer state into ``prepared``; False (and a log line) if there is
-    none or it cannot be trusted."""
-    if not path.is_file():
-        return False
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-        if not isinstance(state, dict) or set(state) != set(_observer_state(prepared)):
-            raise ValueError('its observers do not fit this network')
-        prepared.load_state_dict(state, strict=False)
-    except Exception as exc:  # corrupt, truncated, another layout: calibrate again
-        LOG.warning('ignoring the int8 calibration cache %s (%s: %s)', path,
-                    type(exc).__name__, exc)
-        return False
-    return True
-
-
-def _save_calibration(prepared: nn.Module, path: Path) -> None:
-    """Write atomically (a reader never sees half a file); a cache that cannot be
-    written is only logged."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix='.tmp',
-                                         delete=False) as f:
-            torch.save(_observer_state(prepared), f)
-        os.replace(f.name, path)
-    except OSError as exc:
-        LOG.warning('cannot write the int8 calibration cache %s (%s)', path, exc)
+def calibration_settings(config: PreprocessConfig, full_range: bool) -> tuple:
+    """Everything but the weights and the calibration photo that a calibration depends
+    on: part of its cache key."""
+    return (CALIBRATION_VERSION, torch.__version__, QUANTIZED_ENGINE, config.crop_size,
+            config.resize_size, config.interpolation, config.channel_order,
+            CALIBRATION_SEVERITY, CALIBRATION_SEED, full_range, FLOAT_STAGE)
 
 
 def quantize_trunk(trunk: nn.Module, config: PreprocessConfig,
@@ -212,9 +154,9 @@ def quantize_trunk(trunk: nn.Module, config: PreprocessConfig,
     full_range = full_range_activations()
     if not full_range:
         LOG.warning('this CPU has no AVX512-VNNI: int8 activations keep 7 bits, and scores '
-                    'may differ from the exact mode by up to about 0.3 (bf16 stays within '
-                    'about 0.004)')
-    path = calibration_cache_dir() / f'int8_{_calibration_key(trunk, config, full_range)}.pt'
+                    'may lie outside int8\'s bound (%s); bf16 keeps %s',
+                    PRECISION_BOUNDS['int8'].describe(), PRECISION_BOUNDS['bf16'].describe())
+    path = cache_path(calibration_settings(config, full_range), [CALIBRATION_PHOTO], trunk)
     example = torch.zeros(1, 3, *config.crop_size)
     with quantized_engine(), warnings.catch_warnings():
         for category, message in TORCH_AO_NOTICES:
@@ -224,11 +166,11 @@ def quantize_trunk(trunk: nn.Module, config: PreprocessConfig,
                               qconfig_mapping(full_range), example_inputs=(example, ),
                               prepare_custom_config=PrepareCustomConfig()
                               .set_non_traceable_module_names([FLOAT_STAGE]))
-        if not _load_calibration(prepared, path):
+        if not load_observers(prepared, path):
             with torch.inference_mode():
                 for crop in calibration_crops(config):
                     prepared(crop_to_float(crop)[None])
-            _save_calibration(prepared, path)
+            save_observers(prepared, path)
         quantized = convert_fx(prepared)
     stage = copy.deepcopy(getattr(folded, FLOAT_STAGE)).float()
     setattr(quantized, FLOAT_STAGE, FloatStage(stage, float_stage_dtype()))
