@@ -324,3 +324,16 @@ def test_an_empty_pattern_beside_files_is_a_warning(media, tmp_path):
                                       'in it (empty)')
     assert [row['path'] for row in csv.DictReader(result.stdout.splitlines())] == \
         [str(media / 'good_a.png')]
+
+
+def test_int8_scoring_and_evaluation_are_quiet(media, labelled):
+    """PyTorch's quantization notices are not the user's business: nothing on stderr
+    without -v (with -v, the run's own log lines)."""
+    scored = run_cli('score', media / 'good_a.png', '--precision', 'int8')
+    assert scored.returncode == 0 and scored.stderr == ''
+    evaluated = run_cli('evaluate', '--data', labelled, '--precision', 'int8')
+    assert evaluated.returncode == 0 and evaluated.stderr == ''
+    assert set(json.loads(evaluated.stdout)) == {'plcc', 'srcc', 'krcc', 'rmse'}
+    verbose = run_cli('score', media / 'good_a.png', '--precision', 'int8', '-v')
+    assert 'INFO modelscope_iqa.cli.score: scored 1 inputs' in verbose.stderr
+    assert 'deprecated' not in verbose.stderr

@@ -57,24 +57,21 @@ def test_a_ladder_batch_trains_with_both_terms(our_model_dir):
     assert all(p.grad.dtype == torch.float32 for p in model.network.head.parameters())
 
 
-def test_groups_of_two_shapes_train_as_one_batch(our_model_dir):
-    """Windows beside whole views of another size (collate_ladders' lists): each view
-    scores as it would alone (frozen BatchNorm), and the ranking hinge pairs groups of
-    different shapes as any two groups: a clean whole view above a degraded window."""
+def test_groups_of_views_train_as_one_batch(our_model_dir):
+    """N groups of K views (SyntheticLadderDataset's 5-D batches): each view scores as it
+    would alone (frozen BatchNorm), and the ranking hinge knows each view's group."""
     model = ImageQualityAssessmentMosModel(str(our_model_dir), freeze_batchnorm=True,
                                            rank_loss_weight=1.0,
                                            rank_cross_min_gap=0.3).train()
     generator = torch.Generator().manual_seed(1)
-    windows = torch.rand(2, 4, 3, 64, 64, generator=generator)
-    whole = torch.rand(1, 4, 3, 36, 64, generator=generator)
-    targets = [torch.tensor([[0.9, 0.7, 0.5, 0.2]] * 2), torch.tensor([[0.9, 0.6, 0.4, 0.25]])]
-    out = model(input=[windows, whole], target=targets)
+    views = torch.rand(3, 4, 3, 64, 64, generator=generator)
+    targets = torch.tensor([[0.9, 0.7, 0.5, 0.2], [0.8, 0.7, 0.5, 0.2], [0.9, 0.6, 0.4, 0.25]])
+    out = model(input=views, target=targets)
     assert out['pred'].shape == (12, 1)
-    alone = torch.cat([model(input=windows, target=targets[0])['pred'],
-                       model(input=whole, target=targets[1])['pred']])
+    alone = torch.cat([model(input=group, target=target)['pred']
+                       for group, target in zip(views, targets)])
     assert torch.allclose(out['pred'], alone)
-    assert torch.equal(out['target'], torch.cat([t.flatten() for t in targets]))
-    # Three groups, numbered across the shapes: the whole ladder is group 2, not 0.
+    assert torch.equal(out['target'], targets.flatten())
     groups = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
     assert torch.allclose(out['rank_loss'],
                           pairwise_rank_loss(out['pred'], out['target'], groups,
@@ -84,10 +81,6 @@ def test_groups_of_two_shapes_train_as_one_batch(our_model_dir):
                                                  torch.tensor([0] * 4 + [1] * 4 + [0] * 4),
                                                  cross_min_gap=0.3))
     out['loss'].backward()
-    with pytest.raises(ValueError, match='lists'):
-        model(input=[windows, whole], target=targets[:1])
-    with pytest.raises(ValueError, match='lists'):
-        model(input=[windows.flatten(0, 1)], target=[targets[0].flatten()])
 
 
 def test_loss_weights_are_checked(our_model_dir):

@@ -8,10 +8,12 @@ from modelscope.pipelines import pipeline
 from modelscope.utils.constant import Tasks
 from PIL import Image
 
+from modelscope_iqa.config import EXACT_PRECISION, PRECISION_BOUNDS
 from modelscope_iqa.metainfo import Pipelines
 from modelscope_iqa.pipelines import ImageQualityAssessmentMosPipeline
 
-PARITY_ATOL = 1e-5
+# The exact mode's bound against ModelScope's built-in pipeline.
+PARITY_ATOL = PRECISION_BOUNDS[EXACT_PRECISION].max_abs_diff
 
 
 @pytest.fixture(scope='module')

@@ -82,11 +82,11 @@ def add_precision(command: argparse.ArgumentParser) -> None:
         '--precision', choices=sorted(PRECISIONS), default=EXACT_PRECISION,
         help=f'{EXACT_PRECISION} (default, exact: ModelScope\'s scores, '
         f'{PRECISION_BOUNDS[EXACT_PRECISION].describe("its built-in pipeline")} in the '
-        'tests); bf16 (CPU with AVX-512 BF16/AMX, or CUDA), fp16 (CUDA) or int8 (x86 CPU; '
-        'calibrated the first time a model is used, cached after): faster, held to bounds '
-        'against the exact scores: ' + '; '.join(
-            f'{name} {bound.describe()}' for name, bound in PRECISION_BOUNDS.items()
-            if name != EXACT_PRECISION))
+        'tests), or faster modes held to bounds against the exact scores: ' + '; '.join(
+            f'{name} on {" or ".join(bound.devices)}, {bound.describe()}'
+            for name, bound in PRECISION_BOUNDS.items() if name != EXACT_PRECISION)
+        + '. bf16 is fast on CPUs with AVX-512 BF16 or AMX; int8 needs an x86 CPU and is '
+        'calibrated the first time a model is used (cached after)')
 
 
 def usage_error(args: argparse.Namespace, message: str) -> None:

@@ -1,7 +1,7 @@
 """The ModelScope model: loads a model directory and runs :class:`IqaMosNet`."""
 import contextlib
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -65,9 +65,7 @@ class ImageQualityAssessmentMosModel(TorchModel):
       distance to the scaled MOS plus ``rank_loss_weight`` times a pairwise ranking
       hinge. A 5-D ``input`` (N, K, 3, H, W) with ``target`` (N, K) is N groups of K
       views of one content (:class:`~modelscope_iqa.synthetic.SyntheticLadderDataset`);
-      the ranking hinge then tells pairs within a group from pairs across groups. Lists
-      of such inputs and their targets are one batch of groups in several shapes
-      (:func:`~modelscope_iqa.synthetic.ladders.collate_ladders`).
+      the ranking hinge then tells pairs within a group from pairs across groups.
 
     Its ``state_dict`` is the network's, with the hub checkpoint's keys, so the
     checkpoints ModelScope's trainer writes load into ModelScope's built-in model too.
@@ -205,28 +203,15 @@ class ImageQualityAssessmentMosModel(TorchModel):
             features = self.network.forward_features(views)
         return mos_from_logits(self.network.forward_head(features.float()))
 
-    def _training_scores_of_groups(self, inputs: Sequence[torch.Tensor],
-                                   targets: Sequence[torch.Tensor]
+    def _training_scores_of_groups(self, views: torch.Tensor, target: torch.Tensor
                                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Groups of views, in one shape or several (:func:`~modelscope_iqa.synthetic.
-        ladders.collate_ladders`: a list of (N_i, K, 3, H_i, W_i) and one of their
-        (N_i, K) targets), as one batch: scores and targets of every view, and each
-        view's group, numbered across the shapes so that the ranking hinge pairs groups
-        of different shapes as it pairs any two groups."""
-        if len(inputs) != len(targets) or any(views.dim() != 5 for views in inputs):
-            raise ValueError('groups of several shapes come as equally long lists of '
-                             '(N, K, 3, H, W) inputs and (N, K) targets')
-        scores, flat_targets, groups = [], [], []
-        first_group = 0
-        for views, views_target in zip(inputs, targets):
-            count, rungs = views.shape[:2]
-            scores.append(self._training_scores(views.flatten(0, 1)))
-            flat_targets.append(torch.as_tensor(views_target, device=views.device).reshape(-1))
-            groups.append(torch.arange(first_group, first_group + count,
-                                       device=views.device).repeat_interleave(rungs))
-            first_group += count
-        pred = torch.cat(scores)
-        return pred, torch.cat(flat_targets).to(pred.dtype), torch.cat(groups)
+        """N groups of K views (N, K, 3, H, W) and their (N, K) targets: the scores and
+        targets of every view, flat, and each view's group."""
+        count, rungs = views.shape[:2]
+        pred = self._training_scores(views.flatten(0, 1))
+        target = torch.as_tensor(target, device=views.device).reshape(-1).to(pred.dtype)
+        groups = torch.arange(count, device=views.device).repeat_interleave(rungs)
+        return pred, target, groups
 
     def forward(self,
                 input: torch.Tensor,
@@ -241,10 +226,8 @@ class ImageQualityAssessmentMosModel(TorchModel):
             if target is None:
                 return {'output': pred}
             return {'pred': pred, 'target': torch.as_tensor(target, device=pred.device)}
-        if isinstance(input, (list, tuple)):
+        if input.dim() == 5:
             pred, target, groups = self._training_scores_of_groups(input, target)
-        elif input.dim() == 5:
-            pred, target, groups = self._training_scores_of_groups([input], [target])
         else:
             groups = None
             pred = self._training_scores(input)

@@ -51,11 +51,14 @@ CALIBRATION_VERSION = 3
 # The trunk stage left out of int8 (see the module docstring).
 FLOAT_STAGE = 'layer1'
 LOG = logging.getLogger(__name__)
-# What torch.ao says while it prepares the trunk, none of it about our use: its move to
-# torchao, and its observers' reduce_range notice.
+# What torch.ao says while it prepares and converts the trunk, none of it about our use:
+# its move to torchao, its observers' reduce_range notice, and the deprecation of the
+# quantized tensor types its converted modules are made of.
 TORCH_AO_NOTICES = (
     (DeprecationWarning, r'torch\.ao\.quantization is deprecated'),
     (UserWarning, r'Please use quant_min and quant_max'),
+    (UserWarning, r'torch\.quantize_per_tensor, torch\.quantize_per_channel and other '
+     r'quantized tensor creation functions'),
 )
 
 

@@ -39,8 +39,7 @@ class ImageQualityAssessmentMosPipeline(Pipeline):
     Args:
         precision: ``'fp32'`` (default, exact: within 1e-5 of ModelScope's built-in
             pipeline), ``'bf16'`` (CPU or CUDA), ``'fp16'`` (CUDA) or ``'int8'`` (x86
-            CPU, calibrated for about 10 s the first time a model is used, cached
-            after): faster, within a documented bound
+            CPU, calibrated the first time a model is used, cached after): faster, within a documented bound
             of fp32 (see :mod:`modelscope_iqa.models.inference`).
         workers: decoding processes for list inputs (0: decode in the calling process;
             default: one per core, at most 4, for lists of two or more images).
