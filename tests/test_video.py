@@ -375,18 +375,18 @@ class OddError(Exception):
 
 def test_an_unpicklable_worker_error_is_an_error_row(image_files, small_network,
                                                      monkeypatch):
-    import modelscope_iqa.scoring.engine as engine
+    import modelscope_iqa.scoring.workers as workers
     network, preprocess_config = small_network
     paths = [str(path) for path in image_files[:3]]
     expected = [r.score for r in score_files(network, paths, preprocess_config)]
-    real_decode = engine.decode
+    real_decode = workers.decode
 
     def decode(source):
         if isinstance(source, str) and source == paths[1]:
             raise OddError('x', 'y')
         return real_decode(source)
 
-    monkeypatch.setattr(engine, 'decode', decode)  # the forked workers inherit it
+    monkeypatch.setattr(workers, 'decode', decode)  # the forked workers inherit it
     results = list(score_files(network, paths, preprocess_config, workers=2))
     assert [r.path for r in results] == paths
     assert results[1].score is None and 'OddError: x-y' in results[1].error
@@ -413,6 +413,60 @@ def test_workers_and_chunks_give_the_same_video_results(videos, small_network):
     assert len(here[0].frame_numbers) == 9 and here[2].score is None
     # the same frames in MP4 and Matroska: the same scores
     assert here[0].frame_scores == here[3].frame_scores
+
+
+@pytest.mark.parametrize('batch_size, workers', [(1, 0), (3, 2)])
+def test_progress_reports_count_files_and_frames(image_files, videos, small_network,
+                                                 batch_size, workers):
+    """Two images and a video of 8 sampled frames: 10 crops scored, 3 files done; each
+    report comes after a forward (frames grow by the batch) or after a result the caller
+    took (files grow by one), and no result is reported before the caller has it."""
+    from modelscope_iqa.scoring import Progress
+    network, preprocess_config = small_network
+    paths = [str(image_files[0]), videos['h264.mp4'], str(image_files[1])]
+    reports, taken = [], []
+    for result in score_files(network, paths, preprocess_config, batch_size=batch_size,
+                              workers=workers, progress=reports.append):
+        assert all(r.files_done <= len(taken) for r in reports)
+        taken.append(result)
+    assert [len(r.frame_scores) for r in taken] == [0, 8, 0]
+    assert {r.files_total for r in reports} == {3}
+    assert (reports[-1].files_done, reports[-1].frames_done) == (3, 10)
+    steps = [(b.files_done - a.files_done, b.frames_done - a.frames_done)
+             for a, b in zip([Progress(0, 3, 0)] + reports, reports)]
+    last_batch = 10 % batch_size or batch_size
+    assert set(steps) <= {(1, 0), (0, batch_size), (0, last_batch)}, steps
+    assert sum(files for files, _ in steps) == 3
+    if batch_size == 1:  # one report a forward: one a crop
+        assert [frames for _, frames in steps if frames] == [1] * 10
+    # without a hook the results are the same (batches of 3 mix files in an order the
+    # workers' timing decides: within float32 rounding of batched convolutions)
+    plain = list(score_files(network, paths, preprocess_config, batch_size=batch_size,
+                             workers=workers))
+    assert [r.path for r in plain] == paths
+    assert [r.score for r in taken] == pytest.approx([r.score for r in plain],
+                                                     rel=0, abs=0 if batch_size == 1 else 1e-6)
+
+
+def test_a_file_that_fails_is_reported_done(image_files, small_network, tmp_path):
+    network, preprocess_config = small_network
+    broken = tmp_path / 'broken.jpg'
+    broken.write_text('not an image')
+    reports = []
+    results = list(score_files(network, [str(image_files[0]), str(broken)],
+                               preprocess_config, progress=reports.append))
+    assert results[1].error is not None
+    assert [(r.files_done, r.frames_done) for r in reports] == [(0, 1), (1, 1), (2, 1)]
+
+
+def test_both_networks_meet_the_engine_protocol(small_network):
+    from modelscope_iqa.export import OnnxNetwork
+    from modelscope_iqa.scoring import ScoringNetwork
+    network, _ = small_network
+    assert isinstance(network, ScoringNetwork)
+    # an OnnxNetwork without a session: the protocol is a matter of its methods
+    assert isinstance(OnnxNetwork.__new__(OnnxNetwork), ScoringNetwork)
+    assert not isinstance(object(), ScoringNetwork)
 
 
 def test_pooling_in_the_engine(videos, small_network):
