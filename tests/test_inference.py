@@ -1,6 +1,7 @@
 """Optimised inference: the exact mode's parity, the fast mode's error bound, scores that
 do not depend on the batch, and the memory bounds. No timings: those are in
 benchmarks/inference_speed.py."""
+import csv
 import json
 import subprocess
 import sys
@@ -171,8 +172,10 @@ def test_int8_cli_with_decoding_workers(tmp_path):
          'int8', '--workers', '2', '--output', str(output)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    rows = output.read_text().splitlines()[1:]
-    assert len(rows) == len(list(SAMPLE.parent.glob('*.jpg')))
+    rows = list(csv.DictReader(output.read_text().splitlines()))
+    samples = [*SAMPLE.parent.glob('*.jpg'), *SAMPLE.parent.glob('*.mp4')]
+    assert sorted(row['path'] for row in rows) == sorted(map(str, samples))
+    assert all(row['error'] == '' for row in rows)
 
 
 def test_int8_leaves_the_process_quantized_engine_as_it_found_it():

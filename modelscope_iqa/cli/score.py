@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence
 
 from ..config import DEFAULT_MAP_ALPHA, DEFAULT_POOLING, MAX_DEFAULT_WORKERS
 from ..identity import IDENTITY_FIELDS
+from .progress import LOG_INTERVAL_S
 from .arguments import (EXIT_INPUT_FAILED, EXIT_OK, EXIT_STATUS_HELP, add_model, add_precision,
                         check_precision, chosen_device, default_model, non_negative_int,
                         pooling_name, positive_float, positive_int, usage_error)
@@ -50,7 +51,10 @@ def scoring_options() -> argparse.ArgumentParser:
                          'priority so that they fill the gaps of the forward (0: in the '
                          f'main process; default: one per core, at most {MAX_DEFAULT_WORKERS})')
     scoring.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
-    scoring.add_argument('--quiet', '-q', action='store_true', help='no progress bar')
+    scoring.add_argument('--quiet', '-q', action='store_true',
+                         help='no progress bar (one is drawn on stderr when it is a '
+                         'terminal; with --verbose elsewhere, a progress line every '
+                         f'{LOG_INTERVAL_S:g} s)')
     frames = scoring.add_mutually_exclusive_group()
     frames.add_argument('--frames', type=positive_int, default=None,
                         help='frames sampled uniformly per video (default 8)')
@@ -131,6 +135,7 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
     from ..maps import LOCAL_WINDOW
     from ..scoring import default_workers, score_files
     from .map_files import map_names, write_map
+    from .progress import RunProgress
     from .results import RunOutput, check_output_path
 
     started = time.perf_counter()
@@ -168,16 +173,15 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
         mine = distributed.shard(todo, ranks)
         writer = run_output.writer()
         failures = 0
-        from tqdm import tqdm
-        progress = tqdm(total=len(mine), unit='file', file=sys.stderr,
-                        disable=args.quiet or not sys.stderr.isatty() or not ranks.is_main)
+        progress = RunProgress(len(mine), sys.stderr, show=ranks.is_main and not args.quiet,
+                               verbose=args.verbose)
         try:
             workers = default_workers() if args.workers is None else args.workers
             map_window = LOCAL_WINDOW if maps_dir is not None or timeline_dir else None
             ready = time.perf_counter()
             for result in score_files(network, mine, preprocess_config, batch_size, workers,
                                       frame_count, fps, map_window=map_window,
-                                      pooling=pooling):
+                                      pooling=pooling, progress=progress):
                 if result.error is not None:
                     failures += 1
                     writer.write({'path': result.path, 'error': result.error})
@@ -199,7 +203,6 @@ def run_scoring(args: argparse.Namespace, fields: List[str], maps_dir: Optional[
                     if only_maps:
                         row['map'] = map_file
                     writer.write(row)
-                progress.update(1)
             scoring = time.perf_counter() - ready
             LOG.info(TIMING_MESSAGE, len(mine), scoring, len(mine) / max(scoring, 1e-9),
                      ready - started)
