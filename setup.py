@@ -33,6 +33,9 @@ DEMO = ['gradio>=6,<7']
 # ONNX export (torch's exporter needs onnxscript) and onnxruntime scoring; the versions
 # tested here.
 ONNX = ['onnx>=1.23', 'onnxscript>=0.7', 'onnxruntime>=1.32']
+# Scoring data sets on Ray Data (modelscope_iqa.ray, score --engine ray); the version
+# tested here.
+RAY = ['ray[data]>=2.60']
 
 setup(
     name='modelscope-iqa',
@@ -60,11 +63,12 @@ setup(
     extras_require={
         'demo': DEMO,
         'onnx': ONNX,
+        'ray': RAY,
         # tests/test_demo.py drives the page in Chromium (Debian's chromium and
         # chromium-driver) through Selenium
         # lint-imports checks the package's layers (.importlinter)
         'test': ['pytest>=7', 'hypothesis>=6,<7', 'selenium>=4.10', 'import-linter>=2.17,<3']
-        + DEMO + ONNX,
+        + DEMO + ONNX + RAY,
         # python -m default_model_build: the BRISQUE baseline of its report
         'train': ['brisque==0.2.0', 'scikit-image'],
     },

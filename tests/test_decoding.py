@@ -73,3 +73,22 @@ def test_truncated_files_are_refused(name, keep, tmp_path):
     cut.write_bytes(data[:int(len(data) * keep)])
     with pytest.raises(UnreadableImageError, match=name):
         decode(str(cut))
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_bytes_in_memory_decode_as_their_file(name, tmp_path):
+    """A Parquet cell or WebDataset member holds a file's bytes: decoded by the same
+    decoder as the file (OpenCV's imdecode where imread is used), the same pixels."""
+    path = tmp_path / name
+    CASES[name][0](str(path))
+    from_file = decode(str(path))
+    from_bytes = decode(decoding.EncodedImage(name, path.read_bytes()))
+    assert from_bytes.order == from_file.order
+    np.testing.assert_array_equal(from_bytes.array, from_file.array)
+
+
+def test_bad_bytes_in_memory_are_refused_naming_them():
+    with pytest.raises(UnreadableImageError, match="'cell 3': empty file"):
+        decode(decoding.EncodedImage('cell 3', b''))
+    with pytest.raises(UnreadableImageError, match="'cell 4': not a recognised image"):
+        decode(decoding.EncodedImage('cell 4', b'hello'))

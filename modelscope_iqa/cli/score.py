@@ -23,6 +23,7 @@ VIDEO_FIELDS = ['pooling', 'frame_mean', 'frame_min', 'frame_std', 'transfer']
 SCORE_FIELDS = ['path', 'score', 'error', 'frames', *VIDEO_FIELDS, *IDENTITY_FIELDS]
 PER_FRAME_FIELDS = SCORE_FIELDS + ['frame', 'time']
 BACKENDS = ('pytorch', 'onnxruntime')
+ENGINES = ('local', 'ray')
 WORST_FRAME_SUFFIX = '.worst_frame'  # --timeline: NAME.worst_frame.map.png
 LOG = logging.getLogger(__name__)
 # The --verbose line that times a run; benchmarks/inference_speed.py reads it.
@@ -91,11 +92,33 @@ def add_command(commands, parents: Sequence[argparse.ArgumentParser]) -> None:
     score.add_argument('--maps', default=None, metavar='DIR',
                        help='also write each image\'s quality map to DIR, as the map '
                        'command does (a video\'s: its worst frame\'s)')
+    score.add_argument('--engine', choices=ENGINES, default=ENGINES[0],
+                       help='local (default: this machine, or the ranks of torchrun), or '
+                       'ray: a Ray Data pipeline that also reads Parquet files (a column '
+                       'of image bytes or paths) and WebDataset shards, and writes .parquet '
+                       '(docs/scale.md); needs the ray extra')
+    score.add_argument('--ray-address', default=None, metavar='ADDRESS',
+                       help='--engine ray: a running Ray cluster to join (default: start '
+                       'a local one for the run)')
+    score.add_argument('--ray-actors', type=positive_int, default=None, metavar='N',
+                       help='--engine ray: scoring actors, each with its own model '
+                       '(default 1)')
+    score.add_argument('--column', default=None,
+                       help='--engine ray, Parquet or WebDataset input: the column (member) '
+                       'to score (default: the only binary column, or path; the only '
+                       'image member)')
     score.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     fields = PER_FRAME_FIELDS if args.per_frame else SCORE_FIELDS
+    if args.engine == 'ray':
+        from .score_on_ray import run_on_ray
+        return run_on_ray(args, fields)
+    for given, option in ((args.ray_address, '--ray-address'),
+                          (args.ray_actors, '--ray-actors'), (args.column, '--column')):
+        if given:
+            usage_error(args, f'{option} needs --engine ray')
     return run_scoring(args, fields, args.maps, DEFAULT_MAP_ALPHA)
 
 

@@ -41,7 +41,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UnreadableImageError, UnsupportedArrayError
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image file's bytes held in memory (a Parquet cell, a WebDataset member),
+    decoded as the file would be; ``name`` names it in errors and results."""
+    name: str
+    data: bytes
+
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, EncodedImage]
 
 URL_SCHEMES = ('http://', 'https://')
 # A URL's whole download (connection, answer, body) must end within this many seconds,
@@ -80,11 +90,13 @@ def decode(image: ImageInput) -> Pixels:
     """Decode ``image`` (see the module docstring)."""
     if isinstance(image, (str, os.PathLike)):
         return _decode(os.fspath(image))
+    if isinstance(image, EncodedImage):
+        return _decode_encoded(image)
     if isinstance(image, Image.Image):
         return Pixels(np.asarray(image.convert('RGB')), 'RGB')
     if isinstance(image, np.ndarray):
         return Pixels(_bgr_array_pixels(image), 'BGR')
-    raise TypeError('expected a path, URL, PIL.Image or numpy array, '
+    raise TypeError('expected a path, URL, EncodedImage, PIL.Image or numpy array, '
                     f'got {type(image).__name__}')
 
 
@@ -92,6 +104,8 @@ def describe(image: ImageInput) -> str:
     """A short name for ``image`` to put in error messages and reports."""
     if isinstance(image, (str, os.PathLike)):
         return repr(os.fspath(image))
+    if isinstance(image, EncodedImage):
+        return repr(image.name)
     if isinstance(image, np.ndarray):
         return f'<array {image.shape} {image.dtype}>'
     if isinstance(image, Image.Image):
@@ -223,18 +237,40 @@ def _opencv_decodable(opened: Image.Image, stream) -> bool:
     return opened.getexif().get(EXIF_ORIENTATION, 1) == 1
 
 
+OPENCV_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+
 def _decode(source: str) -> Pixels:
-    with _read_source(source) as stream, warnings.catch_warnings():
+    with _read_source(source) as stream:
+        if source.startswith(URL_SCHEMES):
+            return _decode_stream(stream, source, None)
+        # decoded straight into our array: imread's own result is a copy
+        return _decode_stream(stream, source,
+                              lambda into: cv2.imread(source, into, OPENCV_FLAGS))
+
+
+def _decode_encoded(image: EncodedImage) -> Pixels:
+    """Bytes decode as their file does: OpenCV's imdecode is imread's decoder (it
+    allocates its own array: it takes none to decode into)."""
+    if not image.data:
+        raise UnreadableImageError(f'{image.name!r}: empty file')
+    buffer = np.frombuffer(image.data, np.uint8)
+    return _decode_stream(io.BytesIO(image.data), image.name,
+                          lambda into: cv2.imdecode(buffer, OPENCV_FLAGS))
+
+
+def _decode_stream(stream, source: str, opencv_decode) -> Pixels:
+    """Decode the image in ``stream`` (named ``source``): with ``opencv_decode(into)``
+    when OpenCV gives Pillow's pixels for it (faster), else with Pillow."""
+    with warnings.catch_warnings():
         # Pillow only warns between its limit and twice it; above the limit is refused
         # here, from the header, before any pixel memory is allocated.
         warnings.simplefilter('error', Image.DecompressionBombWarning)
         try:
             with Image.open(stream) as opened:
-                if not source.startswith(URL_SCHEMES) and _opencv_decodable(opened, stream):
-                    # decoded straight into our array: imread's own result is a copy
+                if opencv_decode is not None and _opencv_decodable(opened, stream):
                     width, height = opened.size
-                    array = cv2.imread(source, np.empty((height, width, 3), np.uint8),
-                                       cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+                    array = opencv_decode(np.empty((height, width, 3), np.uint8))
                     if array is not None and array.size:  # else Pillow reports the fault
                         return Pixels(array, 'BGR')
                 oriented = ImageOps.exif_transpose(opened)

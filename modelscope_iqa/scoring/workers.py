@@ -24,7 +24,7 @@ from ..config import PreprocessConfig
 from ..errors import InputError, IqaError
 from ..maps.mapper import map_geometry, preview
 from ..preprocessors import ImageInput, decode, network_crop
-from ..preprocessors.decoding import describe
+from ..preprocessors.decoding import EncodedImage, describe
 from ..video import FrameSampling, is_video
 from ..video.decoder import VideoReader
 
@@ -76,7 +76,8 @@ class InputCrops(torch.utils.data.IterableDataset):
     def _items(self, index: int) -> Iterator[CropBatch]:
         source = self.inputs[index]
         is_path = isinstance(source, (str, os.PathLike))
-        path = os.fspath(source) if is_path else describe(source)
+        path = (os.fspath(source) if is_path else
+                source.name if isinstance(source, EncodedImage) else describe(source))
         try:
             if is_path and self.videos and is_video(path):
                 yield from self._video_items(index, path)
