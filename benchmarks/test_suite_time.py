@@ -1,13 +1,11 @@
-"""How long the README's test command takes on this machine, and its quick subset.
+"""How long the README's test command takes on this machine, and how many tests its quick
+subset (``pytest -m "not slow"``) holds.
 
     python benchmarks/test_suite_time.py --results benchmarks/results/test_suite_time.json
 
 Runs ``python -m pytest -q tests`` (the README's and ``.ci/run``'s command) once, with a
-JUnit XML report of every test's time (its set-up, call and tear-down). The quick subset,
-``pytest -m "not slow"``, is not run again: its time is the sum of its tests' times in
-the same run (module and session fixtures count where they are first set up, as they
-would in the subset's own run), plus the full run's time outside any test (start-up,
-collection). The README quotes both, rounded to minutes; tests/test_docs.py checks it.
+JUnit XML report of its tests. The README quotes the time, rounded to minutes;
+tests/test_docs.py checks it.
 """
 from __future__ import annotations
 
@@ -38,7 +36,7 @@ def quick_subset() -> set:
     listing = subprocess.run([*TEST_COMMAND, '--collect-only', '-m', QUICK_MARKER],
                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return {line for line in listing.splitlines()
-            if line.startswith('tests/') and '::' in line and ' ' not in line}
+            if line.startswith('tests/') and '::' in line}
 
 
 def main() -> int:
@@ -55,18 +53,13 @@ def main() -> int:
         times = {node_id(case): float(case.get('time', 0)) for case in cases}
         summary = ElementTree.parse(report).getroot().find('testsuite').attrib
     quick = quick_subset()
-    unmatched = quick - set(times)
-    if unmatched:
-        raise SystemExit(f'quick-subset tests missing from the run: {sorted(unmatched)[:5]}')
-    outside_tests = wall - sum(times.values())
     result = {
         'command': 'python -m pytest -q tests',
         'exit_status': run.returncode,
         'tests': len(times), 'failures': int(summary['failures']),
         'errors': int(summary['errors']), 'skipped': int(summary['skipped']),
         'wall_s': round(wall, 1),
-        'quick_subset': {'marker': QUICK_MARKER, 'tests': len(quick),
-                         'estimated_s': round(sum(times[t] for t in quick) + outside_tests, 1)},
+        'quick_subset': {'marker': QUICK_MARKER, 'tests': len(quick)},
         'cpu': cpu_description(), 'date': datetime.date.today().isoformat(),
     }
     args.results.write_text(json.dumps(result, indent=2) + '\n')

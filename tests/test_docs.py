@@ -46,6 +46,9 @@ SPEED_MODES = {'cli-fp32': '`fp32` (default)', 'cli-bf16': '`bf16`', 'cli-int8':
 VIDEO_SPEED = json.loads((ROOT / 'benchmarks' / 'results' / 'video_speed_amd_epyc.json')
                          .read_text())
 CLI_DOC = DOCS / 'cli.md'
+# benchmarks/test_suite_time.py --results: the README's test command, timed (read when a
+# test asks: the benchmark collects these tests before it writes the file).
+SUITE_TIME_RESULTS = ROOT / 'benchmarks' / 'results' / 'test_suite_time.json'
 CPU_FEATURE_NAMES = {'avx512_vnni': 'VNNI', 'avx512_bf16': 'BF16', 'amx_bf16': 'AMX',
                      'amx_int8': 'AMX-INT8'}
 
@@ -164,6 +167,16 @@ def test_the_video_speed_section_reads_the_committed_run():
     assert VIDEO_SPEED['all_frames_exact'] and not VIDEO_SPEED['quick']
 
 
+def suite_time_phrase() -> str:
+    """How long the README's test command and its quick subset take, as measured."""
+    run = json.loads(SUITE_TIME_RESULTS.read_text())
+    quick = run['quick_subset']
+    return (f"it takes about {round(run['wall_s'] / 60)} minutes on "
+            f"{run['cpu']['name']}, {run['cpu']['cores']} cores; "
+            f'`pytest -m "{quick["marker"]}"` runs the quick subset ({quick["tests"]} of '
+            f"its {run['tests']} tests), leaving out the slow integration tests")
+
+
 def readme_phrases():
     """Every figure the README states, in its context."""
     held, audit = HELD_OUT['model'], AUDIT['model']
@@ -183,6 +196,7 @@ def readme_phrases():
         f"scenes ({low:.3f} on {len(LOW_KEY_AUDIT_PHOTOS)} such photos, BRISQUE "
         f"{low_brisque:.3f})",
         f'arXiv {ARXIV_ID}',
+        suite_time_phrase(),
         *speed_rows(),
         f"a 10-minute 720p video scores in "
         f"{VIDEO_SPEED['videos']['720p10min']['ratio']:.2f}x the time of its 8 frames as PNG "

@@ -113,7 +113,7 @@ def precision_bound_cases():
             yield pytest.param(precision, device, marks=marks, id=f'{precision}-{device}')
 
 
-@pytest.mark.parametrize('precision, device', precision_bound_cases())
+@pytest.mark.parametrize('precision, device', list(precision_bound_cases()))
 def test_each_precision_stays_within_its_bound(quality_range, exact_scores, precision,
                                                device):
     """``config.PRECISION_BOUNDS`` on the calibration photo's views. int8's bound is
