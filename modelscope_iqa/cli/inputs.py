@@ -4,7 +4,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from typing import Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 from ..errors import NoInputsError
 from ..video.sampling import VIDEO_EXTENSIONS
@@ -19,12 +19,14 @@ def _is_media(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 
-def _walk(folder: str) -> Iterable[str]:
+def walk_files(folder: str, keep: Callable[[str], bool] = _is_media) -> Iterable[str]:
+    """The files under ``folder`` that ``keep`` accepts (default: images and videos, by
+    extension), in sorted order."""
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
             path = os.path.join(root, name)
-            if _is_media(path):
+            if keep(path):
                 yield path
 
 
@@ -35,14 +37,14 @@ def _count_files(folder: str) -> int:
 def _expand(pattern: str) -> tuple[List[str], Optional[str]]:
     """The files ``pattern`` names, and when there are none, what was searched."""
     if os.path.isdir(pattern):
-        found = list(_walk(pattern))
+        found = list(walk_files(pattern))
         others = 0 if found else _count_files(pattern)
         return found, (f'{pattern!r}: a folder with no image or video file in it'
                        + (f' ({others} other files)' if others else ' (empty)'))
     if GLOB_CHARACTERS & set(pattern) and not os.path.exists(pattern):
         matches = sorted(glob.glob(pattern, recursive=True))
         found = [path for match in matches
-                 for path in (_walk(match) if os.path.isdir(match) else
+                 for path in (walk_files(match) if os.path.isdir(match) else
                               [match] if _is_media(match) else [])]
         return found, (f'{pattern!r}: a glob that matched nothing' if not matches else
                        f'{pattern!r}: a glob that matched {len(matches)} paths, no image '

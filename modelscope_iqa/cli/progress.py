@@ -20,7 +20,6 @@ class RunProgress:
     def __init__(self, files_total: int, stream: TextIO, show: bool, verbose: bool):
         self._bar = None
         self._log_lines = False
-        self._files_total = files_total
         self._last_line = self._started = time.monotonic()
         if not show:
             return

@@ -33,27 +33,22 @@ class RaySource:
     name_column: Optional[str]
 
 
-def _with_suffix(patterns: Sequence[str], suffix: str) -> List[str]:
-    """The files ending in ``suffix`` that the patterns name, folders searched."""
+def _files(pattern: str) -> List[str]:
+    """Every file a PATH argument names: itself, a glob's matches, a folder's files."""
+    from .inputs import walk_files
     found: List[str] = []
-    for pattern in patterns:
-        for match in sorted(glob.glob(pattern)) or [pattern]:
-            if os.path.isdir(match):
-                for root, dirs, files in os.walk(match):
-                    dirs.sort()
-                    found += [os.path.join(root, name) for name in sorted(files)
-                              if name.endswith(suffix)]
-            elif match.endswith(suffix):
-                found.append(match)
+    for match in sorted(glob.glob(pattern)) or [pattern]:
+        found += list(walk_files(match, keep=lambda path: True)) if os.path.isdir(match) \
+            else [match]
     return found
 
 
-def _kind(pattern: str) -> str:
+def _kind(pattern: str, files: List[str]) -> str:
     if pattern.startswith(REMOTE_SCHEMES):
         return 'remote'
-    if pattern.endswith(PARQUET_SUFFIX) or _with_suffix([pattern], PARQUET_SUFFIX):
+    if any(path.endswith(PARQUET_SUFFIX) for path in files):
         return 'parquet'
-    if pattern.endswith(TAR_SUFFIX) or _with_suffix([pattern], TAR_SUFFIX):
+    if any(path.endswith(TAR_SUFFIX) for path in files):
         return 'webdataset'
     return 'files'
 
@@ -64,20 +59,23 @@ def read_source(patterns: Sequence[str], column: Optional[str] = None) -> RaySou
     import ray.data
 
     from .inputs import IMAGE_EXTENSIONS, expand_inputs
-    kinds = {_kind(pattern) for pattern in patterns}
+    listed = {pattern: [] if pattern.startswith(REMOTE_SCHEMES) else _files(pattern)
+              for pattern in patterns}  # the kind from one walk of each folder
+    kinds = {_kind(pattern, files) for pattern, files in listed.items()}
     if len(kinds) != 1:
         raise ValueError('give inputs of one kind per run: Parquet files, WebDataset '
                          f'shards, object-storage URLs or image and video files (got '
                          f'{", ".join(sorted(kinds))})')
     kind, = kinds
     if kind == 'parquet':
-        dataset = ray.data.read_parquet(_with_suffix(patterns, PARQUET_SUFFIX))
+        dataset = ray.data.read_parquet(_with_suffix(listed, PARQUET_SUFFIX))
         chosen = column or _only_binary_column(dataset) or PATH_COLUMN
         names = PATH_COLUMN if PATH_COLUMN in dataset.columns() else None
         _check_column(dataset, chosen)
         return RaySource(dataset, chosen, names)
     if kind == 'webdataset':
-        dataset = ray.data.read_webdataset(_with_suffix(patterns, TAR_SUFFIX), decoder=None)
+        dataset = ray.data.read_webdataset(_with_suffix(listed, TAR_SUFFIX),
+                                            decoder=None)
         chosen = column or _image_member(dataset.columns(), IMAGE_EXTENSIONS)
         _check_column(dataset, chosen)
         return RaySource(dataset, chosen, KEY_COLUMN)
@@ -89,6 +87,10 @@ def read_source(patterns: Sequence[str], column: Optional[str] = None) -> RaySou
     paths = expand_inputs(patterns)
     dataset = ray.data.from_items([{PATH_COLUMN: path} for path in paths])
     return RaySource(dataset, PATH_COLUMN, PATH_COLUMN)
+
+
+def _with_suffix(listed, suffix: str) -> List[str]:
+    return [path for files in listed.values() for path in files if path.endswith(suffix)]
 
 
 def _only_binary_column(dataset) -> Optional[str]:
